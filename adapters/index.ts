@@ -1,0 +1,22 @@
+// Picks the adapter for TURNOUT_BROKER. Each broker's client library is only
+// loaded when that broker is configured.
+
+import type { Config } from '../config/schema.ts';
+import type { Logger } from '../src/log.ts';
+import type { BrokerAdapter } from './broker.ts';
+import { MemoryBroker } from './memory.ts';
+
+export interface AdapterContext {
+  config: Config;
+  logger: Logger;
+}
+
+export async function createBroker(ctx: AdapterContext): Promise<BrokerAdapter> {
+  const b = ctx.config.broker;
+  switch (b.kind) {
+    case 'memory':
+      return new MemoryBroker({ onError: (err) => ctx.logger.error({ err }, 'embedded broker error') });
+    default:
+      throw new Error(`broker ${b.kind} is not implemented yet`);
+  }
+}

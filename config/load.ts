@@ -1,0 +1,117 @@
+// Turns flags and environment into a validated Config. Flags win over
+// variables, variables over defaults. Every failure is a ConfigError that
+// names the variable (and the flag) and what is allowed.
+
+import { ConfigError } from './errors.ts';
+import { envName, parseOption, schema, type Config, type OptionName } from './schema.ts';
+
+export type FlagValues = Partial<Record<OptionName, string>>;
+
+export interface LoadedConfig {
+  config: Config;
+  /** Non-fatal remarks for the start-up log (e.g. unknown TURNOUT_ variables). */
+  warnings: string[];
+}
+
+const optionNames = Object.keys(schema) as OptionName[];
+
+export function loadConfig(flags: FlagValues, env: NodeJS.ProcessEnv): LoadedConfig {
+  const warnings: string[] = [];
+  const out: Record<string, unknown> = {};
+  for (const name of optionNames) {
+    const spec = schema[name];
+    const variable = envName(spec.flag);
+    const flagValue = flags[name];
+    let raw: string | undefined;
+    let from: string;
+    if (flagValue !== undefined) {
+      raw = flagValue;
+      from = `--${spec.flag}`;
+    } else if (env[variable] !== undefined && env[variable] !== '') {
+      raw = env[variable];
+      from = variable;
+    } else {
+      raw = 'default' in spec ? spec.default : undefined;
+      from = `${variable} (default)`;
+    }
+    out[name] = raw === undefined ? undefined : parseOption(name, raw, from);
+  }
+  const known = new Set(optionNames.map((n) => envName(schema[n].flag)));
+  for (const key of Object.keys(env)) {
+    // Kubernetes service links for a Service named "turnout" inject
+    // TURNOUT_SERVICE_HOST, TURNOUT_PORT_8787_TCP… — harmless, but a typo in
+    // a real option would be silently ignored, so name it.
+    if (key.startsWith('TURNOUT_') && !known.has(key) && !/^TURNOUT_(SERVICE_|PORT_\d)/.test(key)) {
+      warnings.push(`unknown variable ${key} is ignored${suggest(key, known)}`);
+    }
+  }
+  const config = out as Config;
+  crossCheck(config);
+  return { config, warnings };
+}
+
+function suggest(key: string, known: Set<string>): string {
+  let best: string | undefined;
+  let bestScore = Infinity;
+  for (const k of known) {
+    const d = distance(key, k);
+    if (d < bestScore) {
+      bestScore = d;
+      best = k;
+    }
+  }
+  return best !== undefined && bestScore <= 3 ? ` (did you mean ${best}?)` : '';
+}
+
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0] ?? 0;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j] ?? 0;
+      row[j] = Math.min((row[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length] ?? 0;
+}
+
+/** Expands {source} in a target template. */
+export function expandTarget(template: string, source: string): string {
+  return template.replaceAll('{source}', source);
+}
+
+/** Contradictory or incomplete combinations. */
+function crossCheck(c: Config): void {
+  const sources = c.source ?? [];
+  const routes = c.blue !== undefined || c.green !== undefined;
+  if (sources.length > 0 && c.appUrl === undefined && !routes) {
+    throw new ConfigError(
+      'TURNOUT_SOURCE is set but consumed messages have nowhere to go: set TURNOUT_APP_URL (consumer role) or TURNOUT_BLUE/TURNOUT_GREEN (router role)',
+      'TURNOUT_SOURCE',
+    );
+  }
+  if (sources.length > 0 && c.dlq === undefined && (c.broker.kind === 'kafka' || c.broker.kind === 'memory')) {
+    const why = c.broker.kind === 'kafka' ? 'Kafka has no dead-letter mechanism of its own' : 'the embedded broker has no dead-letter mechanism of its own';
+    throw new ConfigError(`TURNOUT_DLQ is required with TURNOUT_BROKER=${c.broker.kind === 'kafka' ? 'kafka://…' : 'memory'}: ${why}`, 'TURNOUT_DLQ');
+  }
+  for (const source of sources) {
+    if (c.dlq !== undefined && expandTarget(c.dlq, source) === source) {
+      throw new ConfigError(`TURNOUT_DLQ expands to the source "${source}" itself; dead-lettered messages would loop`, 'TURNOUT_DLQ');
+    }
+    if (c.appUrl === undefined) {
+      for (const [name, t] of [['TURNOUT_BLUE', c.blue], ['TURNOUT_GREEN', c.green]] as const) {
+        if (t !== undefined && expandTarget(t, source) === source) {
+          throw new ConfigError(`${name} expands to the source "${source}" itself; routed messages would loop`, name);
+        }
+      }
+    }
+  }
+  if (c.blue !== undefined && c.green !== undefined && c.blue === c.green) {
+    throw new ConfigError('TURNOUT_BLUE and TURNOUT_GREEN name the same target', 'TURNOUT_GREEN');
+  }
+  if (c.accept !== null && c.accept.length === 0) {
+    throw new ConfigError('TURNOUT_ACCEPT names no version', 'TURNOUT_ACCEPT');
+  }
+}

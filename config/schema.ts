@@ -1,0 +1,211 @@
+// The one configuration schema: every option's variable, flag, default, doc
+// and parser live here. `--help`, the README reference table (checked by a
+// test) and the validation errors are all derived from this list.
+
+import { ConfigError } from './errors.ts';
+import { parseVersion } from '../src/version.ts';
+
+export interface OptionSpec<T> {
+  /** kebab-case flag name; the variable is TURNOUT_ + upper snake case. */
+  readonly flag: string;
+  readonly doc: string;
+  /** default as the user would write it; undefined = unset. */
+  readonly default?: string;
+  /** what is allowed, for error messages and docs. */
+  readonly allowed: string;
+  readonly parse: (raw: string) => T;
+  /** group shown in --help and the README. */
+  readonly group: 'broker' | 'routing' | 'versions' | 'delivery' | 'http' | 'runtime';
+}
+
+const bad = (what: string): never => {
+  throw new Error(what);
+};
+
+const str = (raw: string): string => {
+  const v = raw.trim();
+  if (v === '') bad('must not be empty');
+  return v;
+};
+
+const list = (raw: string): string[] => {
+  const items = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (items.length === 0) bad('must name at least one item');
+  return items;
+};
+
+const int = (min: number, max: number) => (raw: string): number => {
+  const v = raw.trim();
+  if (!/^-?\d+$/.test(v)) bad(`must be a whole number from ${min} to ${max}`);
+  const n = Number(v);
+  if (n < min || n > max) bad(`must be a whole number from ${min} to ${max}`);
+  return n;
+};
+
+const percent = (raw: string): number => {
+  const v = raw.trim();
+  if (!/^\d+(\.\d+)?$/.test(v)) bad('must be a number from 0 to 100 (decimals allowed)');
+  const n = Number(v);
+  if (n > 100) bad('must be a number from 0 to 100 (decimals allowed)');
+  return n;
+};
+
+const version = (raw: string): number => {
+  const v = parseVersion(raw);
+  if (v === undefined) bad('must be a positive whole number, e.g. 2 or v2');
+  return v as number;
+};
+
+export type BrokerUrl =
+  | { kind: 'memory' }
+  | { kind: 'amqp'; url: string }
+  | { kind: 'sqs' }
+  | { kind: 'kafka'; brokers: string[] };
+
+const broker = (raw: string): BrokerUrl => {
+  const v = raw.trim();
+  if (v === 'memory') return { kind: 'memory' };
+  if (v === 'sqs') return { kind: 'sqs' };
+  if (/^amqps?:\/\/.+/.test(v)) {
+    try {
+      new URL(v);
+    } catch {
+      bad('is not a valid amqp:// URL');
+    }
+    return { kind: 'amqp', url: v };
+  }
+  const k = /^kafka:\/\/(.+)$/.exec(v);
+  if (k) {
+    const brokers = list(k[1] ?? '');
+    for (const b of brokers) if (!/^[^\s:/]+:\d{1,5}$/.test(b)) bad(`kafka broker "${b}" must be host:port`);
+    return { kind: 'kafka', brokers };
+  }
+  return bad('must be memory, amqp://…, amqps://…, sqs or kafka://host:port[,host:port…]');
+};
+
+export type RouteKey = { kind: 'key' } | { kind: 'header'; name: string } | { kind: 'json'; path: string[] };
+
+const routeKey = (raw: string): RouteKey => {
+  const v = raw.trim();
+  if (v === 'key') return { kind: 'key' };
+  if (v.startsWith('header:') && v.length > 7) return { kind: 'header', name: v.slice(7).toLowerCase() };
+  if (v.startsWith('json:') && v.length > 5) {
+    const path = v.slice(5).split('.');
+    if (path.some((p) => p === '')) bad('json: path must be dotted names, e.g. json:customer.id');
+    return { kind: 'json', path };
+  }
+  return bad('must be key, header:NAME or json:dotted.path');
+};
+
+const port = (raw: string): number => {
+  if (/^tcp:\/\//.test(raw.trim())) {
+    bad('looks like a Kubernetes service link (a Service named "turnout" injects TURNOUT_PORT=tcp://…); set enableServiceLinks: false in the pod spec');
+  }
+  return int(0, 65535)(raw);
+};
+
+const logLevel = (raw: string): string => {
+  const v = raw.trim().toLowerCase();
+  const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+  if (!levels.includes(v)) bad(`must be one of ${levels.join(', ')}`);
+  return v;
+};
+
+const accept = (raw: string): number[] | null => {
+  if (raw.trim().toLowerCase() === 'all') return null;
+  return list(raw).map((item) => version(item));
+};
+
+const url = (raw: string): string => {
+  const v = raw.trim();
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    return bad('must be an http:// or https:// URL');
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') bad('must be an http:// or https:// URL');
+  return v;
+};
+
+/** Every option. Order is the order of --help and the README table. */
+export const schema = {
+  broker: { flag: 'broker', group: 'broker', default: 'memory', parse: broker,
+    allowed: 'memory | amqp://… | amqps://… | sqs | kafka://host:port[,host:port…]',
+    doc: 'Broker to connect to. sqs uses the AWS SDK default chain (AWS_REGION, AWS_ENDPOINT_URL_SQS honoured).' },
+  source: { flag: 'source', group: 'broker', parse: list, allowed: 'comma-separated queue/topic names',
+    doc: 'Queue(s)/topic(s) to consume. Unset: nothing is consumed (publish-only sidecar).' },
+  group: { flag: 'group', group: 'broker', default: 'turnout-{source}', parse: str, allowed: 'a consumer group name; may contain {source}',
+    doc: 'Kafka consumer group (other brokers ignore it).' },
+  appUrl: { flag: 'app-url', group: 'delivery', parse: url, allowed: 'an http:// or https:// URL',
+    doc: 'Deliver consumed messages to the app by HTTP POST here. Unset with TURNOUT_BLUE/GREEN set: consumed messages are routed instead (router role).' },
+  blue: { flag: 'blue', group: 'routing', parse: str, allowed: 'a queue/topic name; may contain {source}',
+    doc: 'Blue (legacy) route target.' },
+  green: { flag: 'green', group: 'routing', parse: str, allowed: 'a queue/topic name; may contain {source}',
+    doc: 'Green (new) route target.' },
+  greenWeight: { flag: 'green-weight', group: 'routing', default: '0', parse: percent, allowed: '0–100, decimals allowed',
+    doc: 'Percent of route keys sent to green.' },
+  weightFile: { flag: 'weight-file', group: 'routing', parse: str, allowed: 'a file path',
+    doc: 'File holding the green weight (a number 0–100); re-read on change, overrides TURNOUT_GREEN_WEIGHT.' },
+  routeKey: { flag: 'route-key', group: 'routing', default: 'key', parse: routeKey, allowed: 'key | header:NAME | json:dotted.path',
+    doc: 'What makes routing sticky: the message key (else its id), a header, or a JSON field of the payload (else the id).' },
+  dlq: { flag: 'dlq', group: 'delivery', parse: str, allowed: 'a queue/topic name; may contain {source}',
+    doc: 'Dead-letter target. Unset: the broker\'s own dead-letter mechanism (AMQP reject, SQS redrive); required for Kafka and the embedded broker.' },
+  versionHeader: { flag: 'version-header', group: 'versions', default: 'x-schema-version', parse: (r: string) => str(r).toLowerCase(), allowed: 'a header name',
+    doc: 'Header carrying the schema version.' },
+  accept: { flag: 'accept', group: 'versions', default: 'all', parse: accept, allowed: 'all, or comma-separated versions, e.g. 2 or 1,2',
+    doc: 'Versions the local app accepts.' },
+  defaultVersion: { flag: 'default-version', group: 'versions', default: '1', parse: version, allowed: 'a positive whole number (v prefix allowed)',
+    doc: 'Version assumed when the header is absent.' },
+  produceVersion: { flag: 'produce-version', group: 'versions', parse: version, allowed: 'a positive whole number (v prefix allowed)',
+    doc: 'Version stamped on messages published through turnout that carry none.' },
+  translators: { flag: 'translators', group: 'versions', parse: str, allowed: 'a YAML or JSON file path',
+    doc: 'File of JSONata translation steps ("1->2": expression); re-read on change.' },
+  maxAttempts: { flag: 'max-attempts', group: 'delivery', default: '5', parse: int(1, 1000), allowed: '1–1000',
+    doc: 'Delivery attempts before dead-lettering (max-attempts).' },
+  retryBackoff: { flag: 'retry-backoff', group: 'delivery', default: '200', parse: int(0, 30000), allowed: '0–30000 ms',
+    doc: 'First retry delay in ms; doubles each attempt, jittered, capped at 30 s.' },
+  deferDelay: { flag: 'defer-delay', group: 'delivery', default: '30000', parse: int(0, 43200000), allowed: '0–43200000 ms',
+    doc: 'Ms before a deferred message is seen again.' },
+  maxDeferrals: { flag: 'max-deferrals', group: 'delivery', default: '20', parse: int(0, 100000), allowed: '0–100000',
+    doc: 'Deferrals before dead-lettering (unsupported-version).' },
+  concurrency: { flag: 'concurrency', group: 'delivery', default: '16', parse: int(1, 10000), allowed: '1–10000',
+    doc: 'Messages in flight at once (also the broker prefetch).' },
+  deliveryTimeout: { flag: 'delivery-timeout', group: 'delivery', default: '900000', parse: int(1, 43200000), allowed: '1–43200000 ms',
+    doc: 'Ms to wait for the app per attempt.' },
+  maxMessageBytes: { flag: 'max-message-bytes', group: 'delivery', default: '262144', parse: int(1, 104857600), allowed: '1–104857600 bytes',
+    doc: 'Largest payload accepted by /v1/publish (413 above) and delivered from a source (dead-lettered as too-large above).' },
+  drainTimeout: { flag: 'drain-timeout', group: 'runtime', default: '30000', parse: int(0, 86400000), allowed: '0–86400000 ms',
+    doc: 'Ms to finish in-flight work after SIGTERM/SIGINT; what is unfinished then goes back to the broker unacknowledged.' },
+  port: { flag: 'port', group: 'http', default: '8787', parse: port, allowed: '0–65535',
+    doc: 'HTTP port (health, metrics, publish, admin).' },
+  host: { flag: 'host', group: 'http', default: '0.0.0.0', parse: str, allowed: 'an address to bind',
+    doc: 'HTTP bind address.' },
+  adminToken: { flag: 'admin-token', group: 'http', parse: str, allowed: 'a secret string',
+    doc: 'Bearer token for admin writes (PUT /v1/routes/green-weight). Unset: admin writes are disabled (403).' },
+  logLevel: { flag: 'log-level', group: 'runtime', default: 'info', parse: logLevel, allowed: 'trace, debug, info, warn, error, fatal, silent',
+    doc: 'Log level; logs are JSON lines on stdout.' },
+} as const satisfies Record<string, OptionSpec<unknown>>;
+
+export type Schema = typeof schema;
+export type OptionName = keyof Schema;
+
+type Parsed<S> = S extends { parse: (raw: string) => infer T } ? T : never;
+type HasDefault<S> = S extends { default: string } ? true : false;
+
+/** The validated configuration: options with a default are always set. */
+export type Config = {
+  -readonly [K in OptionName]: HasDefault<Schema[K]> extends true ? Parsed<Schema[K]> : Parsed<Schema[K]> | undefined;
+};
+
+export const envName = (flag: string): string => `TURNOUT_${flag.toUpperCase().replace(/-/g, '_')}`;
+
+export function parseOption<K extends OptionName>(name: K, raw: string, from: string): Parsed<Schema[K]> {
+  const spec: OptionSpec<unknown> = schema[name];
+  try {
+    return spec.parse(raw) as Parsed<Schema[K]>;
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new ConfigError(`${from}=${JSON.stringify(raw)} ${why} (allowed: ${spec.allowed})`, envName(spec.flag));
+  }
+}
