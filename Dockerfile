@@ -1,0 +1,68 @@
+# syntax=docker/dockerfile:1
+#
+# turnout container image: a small Node 24 runtime with the compiled sidecar
+# and its production dependencies, nothing else.
+#
+# What ends up in the final image (on top of node:24-slim):
+#   /app/package.json   "type": "module" and the bin entry (Node needs it to
+#                       load dist/ as ES modules)
+#   /app/node_modules   production dependencies only (npm ci --omit=dev)
+#   /app/dist           the compiled JavaScript (npm run build: adapters,
+#                       config, src)
+# No TypeScript, no tests, no sources, no npm cache.
+#
+# scripts/build-bundle.sh replays this file without Docker (it reads it: the
+# COPY/RUN/WORKDIR/ENV lines below are what it executes), and
+# test/deploy/bundle.test.ts runs the result. Keep to the instructions that
+# script understands: FROM, ARG, WORKDIR, ENV, COPY (no globs, no --link),
+# RUN (shell form, --mount flags are ignored), and metadata.
+
+ARG NODE_IMAGE=node:24-slim
+
+# ---- build: full dependencies, compile TypeScript to dist/ -----------------
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY adapters ./adapters
+COPY config ./config
+COPY src ./src
+RUN npm run build
+
+# ---- deps: production dependencies only, from the same lockfile ----------
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --no-audit --no-fund
+
+# ---- runtime ---------------------------------------------------------------
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json ./
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+
+# The node image's "node" user, by number: Kubernetes' runAsNonRoot can only
+# verify a numeric user (a name fails with "image has non-numeric user").
+USER 1000:1000
+
+EXPOSE 8787
+
+# turnout drains on SIGTERM itself (readyz 503, no new messages, in-flight
+# ones finish within TURNOUT_DRAIN_TIMEOUT, the rest go back to the broker).
+# node runs as PID 1 (exec form below, no shell in between), so the signal
+# reaches it directly; PID 1 only gets the signals it installs handlers for,
+# and turnout installs SIGTERM and SIGINT. turnout starts no child processes,
+# so there are no zombies to reap and no init (tini, docker run --init) is
+# needed; adding one does no harm.
+STOPSIGNAL SIGTERM
+
+# Docker/Podman health only (Kubernetes ignores HEALTHCHECK and uses the
+# probes in k8s/). The slim image has no curl: use Node's fetch.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.TURNOUT_PORT||8787)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+
+ENTRYPOINT ["node", "dist/src/cli.js"]
+CMD ["run"]
