@@ -44,9 +44,9 @@ const int = (min: number, max: number) => (raw: string): number => {
 
 const percent = (raw: string): number => {
   const v = raw.trim();
-  if (!/^\d+(\.\d+)?$/.test(v)) bad('must be a number from 0 to 100 (decimals allowed)');
+  if (!/^\d+(\.\d+)?$/.test(v)) bad('must be a number from 0 to 100');
   const n = Number(v);
-  if (n > 100) bad('must be a number from 0 to 100 (decimals allowed)');
+  if (n > 100) bad('must be a number from 0 to 100');
   return n;
 };
 
@@ -206,6 +206,7 @@ export function parseOption<K extends OptionName>(name: K, raw: string, from: st
     return spec.parse(raw) as Parsed<Schema[K]>;
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
-    throw new ConfigError(`${from}=${JSON.stringify(raw)} ${why} (allowed: ${spec.allowed})`, envName(spec.flag));
+    const allowed = why.includes(spec.allowed) ? '' : ` (allowed: ${spec.allowed})`;
+    throw new ConfigError(`${from}=${JSON.stringify(raw)} ${why}${allowed}`, envName(spec.flag));
   }
 }

@@ -1,0 +1,28 @@
+/** Longest wait between two attempts (DESIGN.md). */
+export const MAX_BACKOFF_MS = 30_000;
+
+/**
+ * Delay before the attempt after `failedAttempt` (1-based): base doubled per
+ * attempt, capped at 30 s, with "equal jitter" (half fixed, half random) so
+ * a fleet of sidecars retrying after one outage does not retry in lockstep.
+ */
+export function backoffDelay(failedAttempt: number, baseMs: number, random: () => number = Math.random): number {
+  const exp = Math.min(MAX_BACKOFF_MS, baseMs * 2 ** Math.max(0, failedAttempt - 1));
+  return Math.round(exp / 2 + random() * (exp / 2));
+}
+
+/** Sleeps `ms`; resolves false early if `signal` aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
+  if (signal?.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

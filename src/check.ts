@@ -1,0 +1,95 @@
+// `turnout check`: what the app gets for each version, and whether every
+// version the fleet produces reaches an accepted one.
+
+import { readFileSync } from 'node:fs';
+import { ConfigError } from '../config/errors.ts';
+import type { Config } from '../config/schema.ts';
+import { decide } from './gate.ts';
+import { loadTranslatorsFile, translate, TranslatorFileError, TranslatorSet, type Chain } from './translators.ts';
+import { parseVersion } from './version.ts';
+
+export interface CheckOptions {
+  sample?: string | undefined;
+  versions?: string | undefined;
+  warnings: string[];
+  out: NodeJS.WritableStream;
+}
+
+export async function runCheck(config: Config, options: CheckOptions): Promise<number> {
+  const { out } = options;
+  const say = (line = ''): void => void out.write(`${line}\n`);
+  let set = TranslatorSet.empty;
+  if (config.translators !== undefined) {
+    try {
+      set = loadTranslatorsFile(config.translators);
+    } catch (err) {
+      if (err instanceof TranslatorFileError) throw new ConfigError(`TURNOUT_TRANSLATORS: ${err.message}`, 'TURNOUT_TRANSLATORS');
+      throw err;
+    }
+  }
+  let sample: Buffer | undefined;
+  if (options.sample !== undefined) {
+    try {
+      sample = readFileSync(options.sample);
+    } catch (err) {
+      throw new ConfigError(`--sample ${options.sample}: ${(err as Error).message}`, '--sample');
+    }
+  }
+  let produced: number[];
+  if (options.versions !== undefined) {
+    produced = options.versions.split(',').map((s) => {
+      const v = parseVersion(s);
+      if (v === undefined) throw new ConfigError(`--versions: "${s.trim()}" is not a version`, '--versions');
+      return v;
+    });
+  } else {
+    const vs = new Set<number>([...set.versions(), config.defaultVersion, ...(config.accept ?? [])]);
+    if (config.produceVersion !== undefined) vs.add(config.produceVersion);
+    produced = [...vs];
+  }
+  produced.sort((a, b) => a - b);
+
+  for (const w of options.warnings) say(`warning: ${w}`);
+  say('configuration is valid');
+  say(`broker: ${config.broker.kind}   sources: ${(config.source ?? []).join(', ') || '(none)'}   accept: ${config.accept === null ? 'all' : config.accept.join(', ')}`);
+  say(`translators: ${config.translators ?? '(none)'}${set.steps.length ? ` — steps ${set.steps.map((s) => `${s.from}->${s.to}`).join(', ')}` : ''}`);
+  say();
+  say('version  app gets');
+  let unreachable = 0;
+  for (const v of produced) {
+    const d = decide({ [config.versionHeader]: String(v) }, config, set);
+    let line: string;
+    let chain: Chain | undefined;
+    switch (d.kind) {
+      case 'pass':
+        line = 'pass';
+        break;
+      case 'translate':
+        chain = d.chain;
+        line = `translate via ${d.chain.label} (delivered as v${d.chain.to})`;
+        break;
+      case 'defer':
+        unreachable++;
+        line = `defer — no chain reaches an accepted version; after ${config.maxDeferrals} deferrals: dead-letter (unsupported-version)`;
+        break;
+      case 'invalid':
+        line = 'invalid';
+        break;
+    }
+    say(`v${String(v).padEnd(7)} ${line}`);
+    if (chain && sample) {
+      try {
+        const result = await translate(chain, sample);
+        say(`         sample → ${result.toString('utf8')}`);
+      } catch (err) {
+        say(`         sample → ERROR: ${(err as Error).message}`);
+      }
+    }
+  }
+  if (unreachable > 0) {
+    say();
+    say(`${unreachable} produced version(s) reach no accepted version: add translation steps or widen TURNOUT_ACCEPT`);
+    return 1;
+  }
+  return 0;
+}

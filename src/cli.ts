@@ -1,0 +1,112 @@
+#!/usr/bin/env node
+// turnout's command line: `run` (the sidecar, default), `check` and `demo`.
+// Options come from the one schema; every option is a flag and a variable.
+
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { ConfigError } from '../config/errors.ts';
+import { loadConfig, type FlagValues } from '../config/load.ts';
+import { envName, schema, type OptionName } from '../config/schema.ts';
+import { runCheck } from './check.ts';
+import { createLogger } from './log.ts';
+import { installShutdown } from './shutdown.ts';
+import { Turnout } from './turnout.ts';
+
+const GROUP_TITLES: Record<string, string> = {
+  broker: 'Broker:',
+  routing: 'Routing:',
+  versions: 'Versions and translation:',
+  delivery: 'Delivery and dead-lettering:',
+  http: 'HTTP:',
+  runtime: 'Runtime:',
+};
+
+function withOptions<T>(y: Argv<T>): Argv<T> {
+  let out = y;
+  for (const name of Object.keys(schema) as OptionName[]) {
+    const spec = schema[name];
+    const dflt = 'default' in spec ? ` [default: ${spec.default}]` : '';
+    out = out.option(spec.flag, {
+      type: 'string',
+      describe: `${envName(spec.flag)}  ${spec.doc} Allowed: ${spec.allowed}.${dflt}`,
+      group: GROUP_TITLES[spec.group],
+    }) as Argv<T>;
+  }
+  return out;
+}
+
+function flagsFrom(argv: Record<string, unknown>): FlagValues {
+  const flags: FlagValues = {};
+  for (const name of Object.keys(schema) as OptionName[]) {
+    const v = argv[schema[name].flag];
+    if (v === undefined) continue;
+    // A flag given twice arrives as an array: the last one wins, as usual for CLIs.
+    flags[name] = String(Array.isArray(v) ? v[v.length - 1] : v);
+  }
+  return flags;
+}
+
+function configError(err: ConfigError): never {
+  process.stderr.write(`turnout: invalid configuration: ${err.message}\n  fix ${err.variable} (or its --flag); see turnout --help\n`);
+  process.exit(2);
+}
+
+async function run(argv: Record<string, unknown>): Promise<void> {
+  const { config, warnings } = loadConfig(flagsFrom(argv), process.env);
+  const logger = createLogger(config.logLevel);
+  for (const w of warnings) logger.warn(w);
+  const shutdown = installShutdown(logger);
+  const turnout = await Turnout.start({ config, logger });
+  shutdown.attach(turnout);
+}
+
+async function main(): Promise<void> {
+  const cli = withOptions(
+    yargs(hideBin(process.argv))
+      .scriptName('turnout')
+      .usage('turnout [run|check|demo] [options]\n\nEvery option is also an environment variable: --green-weight 10 is TURNOUT_GREEN_WEIGHT=10. Flags win over variables.')
+      .command(['run', '$0'], 'Run the sidecar (default).', () => {}, (argv) => run(argv))
+      .command(
+        'check',
+        'Validate configuration and translators; print what the app gets for each version. Exit 1 when a version the fleet produces reaches no accepted version.',
+        (y) =>
+          y
+            .option('sample', { type: 'string', describe: 'JSON payload file to run through every chain' })
+            .option('versions', { type: 'string', describe: 'Versions the fleet produces, comma-separated [default: every version the translators, TURNOUT_DEFAULT_VERSION and TURNOUT_PRODUCE_VERSION name]' }),
+        async (argv) => {
+          const { config, warnings } = loadConfig(flagsFrom(argv), process.env);
+          const code = await runCheck(config, { sample: argv.sample, versions: argv.versions, warnings, out: process.stdout });
+          process.exitCode = code;
+        },
+      )
+      .command(
+        'demo',
+        'Run a complete blue/green rollout on the embedded broker and print where every message went.',
+        (y) =>
+          y
+            .option('messages', { type: 'number', default: 400, describe: 'Messages the producer sends' })
+            .option('rate', { type: 'number', default: 200, describe: 'Messages per second' }),
+        async (argv) => {
+          const { runDemo } = await import('./demo/demo.ts');
+          process.exitCode = await runDemo({ messages: argv.messages, rate: argv.rate, out: process.stdout });
+        },
+      )
+      .strict()
+      .help()
+      .alias('h', 'help')
+      .version(false)
+      .wrap(Math.min(120, process.stdout.columns || 120))
+      .fail((msg, err) => {
+        if (err) throw err;
+        process.stderr.write(`turnout: ${msg}\n  see turnout --help\n`);
+        process.exit(2);
+      }),
+  );
+  await cli.parseAsync();
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof ConfigError) configError(err);
+  process.stderr.write(`turnout: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,28 @@
+// What goes to the dead-letter target: the original message (original
+// payload and version, never a translated copy) with the reason headers.
+
+import type { Message, Received } from '../adapters/broker.ts';
+
+export type DeadLetterReason = 'max-attempts' | 'rejected' | 'unsupported-version' | 'translate-error' | 'too-large';
+
+export const DEFERRALS_HEADER = 'x-turnout-deferrals';
+
+export function deadLetterMessage(original: Received, reason: DeadLetterReason, error: string, attempts: number, now = new Date()): Message {
+  const headers: Record<string, string> = { ...original.headers };
+  // The deferral count is bookkeeping of the queue it left; the next consumer starts afresh.
+  delete headers[DEFERRALS_HEADER];
+  headers['x-turnout-dlq-reason'] = reason;
+  headers['x-turnout-error'] = oneLine(error, 512);
+  headers['x-turnout-attempts'] = String(attempts);
+  headers['x-turnout-source'] = original.source;
+  headers['x-turnout-failed-at'] = now.toISOString();
+  const out: Message = { id: original.id, payload: original.payload, headers };
+  if (original.key !== undefined) out.key = original.key;
+  if (original.contentType !== undefined) out.contentType = original.contentType;
+  return out;
+}
+
+function oneLine(text: string, max: number): string {
+  const flat = text.replace(/[\r\n\t]+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}

@@ -1,0 +1,118 @@
+// Delivery to the app over HTTP (undici keep-alive pool). One attempt per
+// call; the pipeline owns retries. The status table of DESIGN.md lives in
+// classifyStatus and is tested row by row.
+
+import { Pool, errors as undiciErrors } from 'undici';
+import type { Message } from '../adapters/broker.ts';
+
+export type StatusClass = 'delivered' | 'unsupported' | 'retry' | 'rejected';
+
+/**
+ * 2xx ack · 415 defer · 408, 429, 5xx retry · other 4xx dead-letter at once.
+ * 1xx/3xx are not answers an app should give; they are retried (and end in
+ * max-attempts) rather than treated as a permanent verdict on the message.
+ */
+export function classifyStatus(status: number): StatusClass {
+  if (status >= 200 && status < 300) return 'delivered';
+  if (status === 415) return 'unsupported';
+  if (status === 408 || status === 429 || status >= 500) return 'retry';
+  if (status >= 400 && status < 500) return 'rejected';
+  return 'retry';
+}
+
+export type AttemptResult =
+  | { kind: 'delivered'; status: number }
+  | { kind: 'unsupported'; status: number }
+  | { kind: 'retry'; error: string; retryAfterMs?: number }
+  | { kind: 'rejected'; error: string }
+  /** The drain deadline cut the attempt short. */
+  | { kind: 'aborted' };
+
+export interface DeliveryContext {
+  attempt: number;
+  source: string;
+  redelivered: boolean;
+}
+
+/** Headers that belong to the HTTP connection, not to the message; never forwarded. */
+const HOP_BY_HOP = new Set([
+  'host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect',
+  'proxy-authorization', 'proxy-authenticate', 'proxy-connection',
+]);
+
+export class AppClient {
+  private readonly pool: Pool;
+  private readonly path: string;
+  private readonly timeoutMs: number;
+
+  constructor(options: { url: string; timeoutMs: number; connections: number }) {
+    const url = new URL(options.url);
+    this.path = `${url.pathname}${url.search}`;
+    this.timeoutMs = options.timeoutMs;
+    this.pool = new Pool(url.origin, {
+      connections: options.connections,
+      pipelining: 1,
+      // turnout times attempts itself (TURNOUT_DELIVERY_TIMEOUT, up to hours);
+      // undici's own 300 s header/body timeouts would cut long jobs short.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      keepAliveTimeout: 10_000,
+    });
+  }
+
+  async post(message: Message, ctx: DeliveryContext, drain: AbortSignal): Promise<AttemptResult> {
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(message.headers)) {
+      if (!HOP_BY_HOP.has(k.toLowerCase())) headers[k] = v;
+    }
+    headers['content-type'] = message.contentType ?? 'application/octet-stream';
+    headers['x-turnout-message-id'] = message.id;
+    headers['x-turnout-attempt'] = String(ctx.attempt);
+    headers['x-turnout-source'] = ctx.source;
+    if (ctx.redelivered) headers['x-turnout-redelivered'] = 'true';
+    if (message.key !== undefined) headers['x-turnout-key'] = message.key;
+
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    const signal = AbortSignal.any([drain, timeout]);
+    try {
+      const res = await this.pool.request({ path: this.path, method: 'POST', headers, body: message.payload, signal });
+      // Read the body so the connection goes back to the pool; keep a little for the error text.
+      const text = await res.body.text().catch(() => '');
+      const cls = classifyStatus(res.statusCode);
+      const detail = `app answered ${res.statusCode}${text ? `: ${text.slice(0, 200).replace(/\s+/g, ' ')}` : ''}`;
+      switch (cls) {
+        case 'delivered':
+          return { kind: 'delivered', status: res.statusCode };
+        case 'unsupported':
+          return { kind: 'unsupported', status: res.statusCode };
+        case 'rejected':
+          return { kind: 'rejected', error: detail };
+        case 'retry': {
+          const retryAfterMs = parseRetryAfter(res.headers['retry-after']);
+          return retryAfterMs === undefined ? { kind: 'retry', error: detail } : { kind: 'retry', error: detail, retryAfterMs };
+        }
+      }
+    } catch (err) {
+      if (drain.aborted) return { kind: 'aborted' };
+      if (timeout.aborted) return { kind: 'retry', error: `app did not answer within ${this.timeoutMs} ms` };
+      if (err instanceof undiciErrors.InvalidArgumentError) {
+        // A header the message carries cannot be sent over HTTP: retrying will not help.
+        return { kind: 'rejected', error: `message cannot be sent over HTTP: ${err.message}` };
+      }
+      const e = err as { code?: string; message?: string };
+      return { kind: 'retry', error: `cannot reach the app: ${e.code ?? ''} ${e.message ?? String(err)}`.replace(/\s+/g, ' ').trim() };
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close().catch(() => {});
+  }
+}
+
+function parseRetryAfter(value: string | string[] | undefined): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (v === undefined) return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}

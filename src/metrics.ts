@@ -1,0 +1,70 @@
+// The metrics of DESIGN.md on a Registry created by the caller (main, a test,
+// or one per pipeline in the demo). No global registry.
+
+import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
+
+/** Every metric turnout itself exports (besides the default process metrics). */
+export const METRIC_NAMES = [
+  'turnout_messages_received_total',
+  'turnout_messages_delivered_total',
+  'turnout_messages_translated_total',
+  'turnout_messages_deferred_total',
+  'turnout_messages_dead_lettered_total',
+  'turnout_messages_routed_total',
+  'turnout_delivery_duration_seconds',
+  'turnout_inflight_messages',
+  'turnout_green_weight',
+  'turnout_broker_up',
+  'turnout_draining',
+  'turnout_translators_reload_failures_total',
+] as const;
+
+export interface Probes {
+  brokerUp: () => boolean;
+}
+
+export class Metrics {
+  readonly received: Counter<'source' | 'version'>;
+  readonly delivered: Counter<'source'>;
+  readonly translated: Counter<'from' | 'to'>;
+  readonly deferred: Counter<'source' | 'version'>;
+  readonly deadLettered: Counter<'source' | 'reason'>;
+  readonly routed: Counter<'color'>;
+  readonly deliveryDuration: Histogram;
+  readonly inflight: Gauge;
+  readonly greenWeight: Gauge;
+  readonly brokerUp: Gauge;
+  readonly draining: Gauge;
+  readonly reloadFailures: Counter;
+  readonly registry: Registry;
+
+  constructor(registry: Registry, probes: Probes, options: { defaultMetrics?: boolean } = {}) {
+    this.registry = registry;
+    const registers = [registry];
+    this.received = new Counter({ name: 'turnout_messages_received_total', help: 'Messages consumed, by source and schema version ("invalid" when the header is not a version).', labelNames: ['source', 'version'], registers });
+    this.delivered = new Counter({ name: 'turnout_messages_delivered_total', help: 'Messages the app acknowledged with 2xx.', labelNames: ['source'], registers });
+    this.translated = new Counter({ name: 'turnout_messages_translated_total', help: 'Messages translated, by original and resulting version.', labelNames: ['from', 'to'], registers });
+    this.deferred = new Counter({ name: 'turnout_messages_deferred_total', help: 'Messages returned to their source to be seen again later.', labelNames: ['source', 'version'], registers });
+    this.deadLettered = new Counter({ name: 'turnout_messages_dead_lettered_total', help: 'Messages dead-lettered, by reason.', labelNames: ['source', 'reason'], registers });
+    this.routed = new Counter({ name: 'turnout_messages_routed_total', help: 'Messages published to the blue or green target.', labelNames: ['color'], registers });
+    this.deliveryDuration = new Histogram({
+      name: 'turnout_delivery_duration_seconds',
+      help: 'Time of one delivery attempt to the app.',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900],
+      registers,
+    });
+    this.inflight = new Gauge({ name: 'turnout_inflight_messages', help: 'Messages being processed now.', registers });
+    this.greenWeight = new Gauge({ name: 'turnout_green_weight', help: 'Percent of route keys sent to green.', registers });
+    this.brokerUp = new Gauge({
+      name: 'turnout_broker_up',
+      help: '1 while connected to the broker.',
+      registers,
+      collect() {
+        this.set(probes.brokerUp() ? 1 : 0);
+      },
+    });
+    this.draining = new Gauge({ name: 'turnout_draining', help: '1 while shutting down (no new messages taken).', registers });
+    this.reloadFailures = new Counter({ name: 'turnout_translators_reload_failures_total', help: 'Translator file reloads that failed (the previous set stays active).', registers });
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  }
+}

@@ -1,0 +1,139 @@
+// Weighted, sticky blue/green routing. A route key hashes to a bucket in
+// [0, 10000); buckets below weight × 100 go green. The bucket of a key never
+// changes, so raising the weight only moves keys from blue to green.
+
+import { hash } from 'node:crypto';
+import type { Message } from '../adapters/broker.ts';
+import type { RouteKey } from '../config/schema.ts';
+import { expandTarget } from '../config/load.ts';
+
+export type Color = 'blue' | 'green';
+
+export const BUCKETS = 10_000;
+
+export function bucketOf(routeKey: string): number {
+  // md5 is used for spread, not security: it is uniform and fast in node:crypto.
+  const digest = hash('md5', routeKey, 'buffer');
+  return digest.readUInt32BE(0) % BUCKETS;
+}
+
+export function colorOf(bucket: number, weight: number): Color {
+  return bucket < weight * 100 ? 'green' : 'blue';
+}
+
+/** The value routing sticks to. Falls back to the message id when the key/header/field is missing. */
+export function routeKeyOf(message: Message, spec: RouteKey): string {
+  switch (spec.kind) {
+    case 'key':
+      return message.key !== undefined && message.key !== '' ? message.key : message.id;
+    case 'header': {
+      const v = message.headers[spec.name];
+      return v !== undefined && v !== '' ? v : message.id;
+    }
+    case 'json': {
+      let value: unknown;
+      try {
+        value = JSON.parse(message.payload.toString('utf8'));
+      } catch {
+        return message.id;
+      }
+      for (const part of spec.path) {
+        if (value === null || typeof value !== 'object') return message.id;
+        value = (value as Record<string, unknown>)[part];
+      }
+      if (value === undefined || value === null) return message.id;
+      return typeof value === 'string' ? value : JSON.stringify(value);
+    }
+  }
+}
+
+export interface RouteTargets {
+  blue?: string | undefined;
+  green?: string | undefined;
+}
+
+export type WeightOrigin = 'env' | 'file' | 'admin';
+
+export interface RouteDecision {
+  color: Color;
+  target: string;
+}
+
+/** Holds the live weight and picks targets. */
+export class Router {
+  private current: number;
+  private origin: WeightOrigin = 'env';
+  readonly targets: RouteTargets;
+  readonly routeKey: RouteKey;
+  private readonly onChange: (weight: number, origin: WeightOrigin) => void;
+  private readonly onRouted: (color: Color) => void;
+  readonly counts: Record<Color, number> = { blue: 0, green: 0 };
+
+  constructor(options: {
+    targets: RouteTargets;
+    routeKey: RouteKey;
+    weight: number;
+    onChange?: (weight: number, origin: WeightOrigin) => void;
+    onRouted?: (color: Color) => void;
+  }) {
+    this.targets = options.targets;
+    this.routeKey = options.routeKey;
+    this.current = options.weight;
+    this.onChange = options.onChange ?? (() => {});
+    this.onRouted = options.onRouted ?? (() => {});
+  }
+
+  /** Counts a message the broker confirmed on `color`'s target. */
+  routed(color: Color): void {
+    this.counts[color]++;
+    this.onRouted(color);
+  }
+
+  get weight(): number {
+    return this.current;
+  }
+
+  get weightOrigin(): WeightOrigin {
+    return this.origin;
+  }
+
+  /** True when at least one target is configured. */
+  get enabled(): boolean {
+    return this.targets.blue !== undefined || this.targets.green !== undefined;
+  }
+
+  setWeight(weight: number, origin: WeightOrigin): void {
+    if (!(weight >= 0 && weight <= 100)) throw new RangeError(`green weight must be from 0 to 100, got ${weight}`);
+    const changed = weight !== this.current;
+    this.current = weight;
+    this.origin = origin;
+    if (changed) this.onChange(weight, origin);
+  }
+
+  /**
+   * Picks the color and target. With one target configured, everything goes
+   * there. `source` expands {source} in the templates; without it, a
+   * templated target cannot be resolved (returns undefined).
+   */
+  route(message: Message, source: string | undefined): RouteDecision | undefined {
+    const { blue, green } = this.targets;
+    let color: Color;
+    if (blue !== undefined && green !== undefined) color = colorOf(bucketOf(routeKeyOf(message, this.routeKey)), this.current);
+    else if (green !== undefined) color = 'green';
+    else if (blue !== undefined) color = 'blue';
+    else return undefined;
+    const template = (color === 'green' ? green : blue) as string;
+    if (template.includes('{source}')) {
+      if (source === undefined) return undefined;
+      return { color, target: expandTarget(template, source) };
+    }
+    return { color, target: template };
+  }
+}
+
+/** Parses a weight file's content: one number 0–100 (whitespace and a trailing % allowed). */
+export function parseWeight(text: string): number {
+  const v = text.trim().replace(/%$/, '').trim();
+  if (!/^\d+(\.\d+)?$/.test(v) || Number(v) > 100) throw new Error(`weight must be a number from 0 to 100, got ${JSON.stringify(text.trim().slice(0, 40))}`);
+  return Number(v);
+}

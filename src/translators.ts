@@ -1,0 +1,182 @@
+// Translation steps: a YAML/JSON file mapping "from->to" to a JSONata
+// expression. Steps are compiled once at load; chains (1->2->3, 3->2->1) are
+// composed from them by shortest path and cached per loaded set.
+
+import { readFileSync } from 'node:fs';
+import jsonata from 'jsonata';
+import { parse as parseYaml } from 'yaml';
+
+export interface Step {
+  from: number;
+  to: number;
+  /** The expression text, for `turnout check`. */
+  text: string;
+  expression: jsonata.Expression;
+}
+
+export interface Chain {
+  from: number;
+  to: number;
+  steps: Step[];
+  /** e.g. "3->2->1" */
+  label: string;
+}
+
+/** The file is unusable: names the file and, where it is one step's fault, the step. */
+export class TranslatorFileError extends Error {
+  readonly file: string;
+  readonly step: string | undefined;
+  constructor(file: string, step: string | undefined, why: string) {
+    super(`translators file ${file}${step !== undefined ? `: step "${step}"` : ''}: ${why}`);
+    this.name = 'TranslatorFileError';
+    this.file = file;
+    this.step = step;
+  }
+}
+
+/** A message could not be translated (not JSON, a step failed or produced nothing). */
+export class TranslateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TranslateError';
+  }
+}
+
+const STEP_KEY = /^\s*[vV]?(\d{1,9})\s*->\s*[vV]?(\d{1,9})\s*$/;
+
+export class TranslatorSet {
+  readonly steps: readonly Step[];
+  private readonly edges = new Map<number, Step[]>();
+  private readonly cache = new Map<string, Chain | null>();
+
+  constructor(steps: Step[]) {
+    this.steps = steps;
+    for (const s of steps) {
+      const out = this.edges.get(s.from) ?? [];
+      out.push(s);
+      this.edges.set(s.from, out);
+    }
+  }
+
+  static readonly empty = new TranslatorSet([]);
+
+  /** Every version a step starts or ends at. */
+  versions(): number[] {
+    const vs = new Set<number>();
+    for (const s of this.steps) vs.add(s.from).add(s.to);
+    return [...vs].sort((a, b) => a - b);
+  }
+
+  /**
+   * The shortest chain from `from` to the nearest accepted version (ties: the
+   * higher version), or null when none is reachable.
+   */
+  chainFor(from: number, accept: readonly number[]): Chain | null {
+    const cacheKey = `${from}:${accept.join(',')}`;
+    const hit = this.cache.get(cacheKey);
+    if (hit !== undefined) return hit;
+    const chain = this.search(from, new Set(accept));
+    this.cache.set(cacheKey, chain);
+    return chain;
+  }
+
+  private search(from: number, accept: Set<number>): Chain | null {
+    // Breadth-first: all versions at distance d are found before d+1, so the
+    // first level that contains accepted versions holds the nearest ones.
+    const via = new Map<number, Step | null>([[from, null]]);
+    let frontier = [from];
+    while (frontier.length > 0) {
+      const next: number[] = [];
+      for (const v of frontier) {
+        for (const step of this.edges.get(v) ?? []) {
+          if (via.has(step.to)) continue;
+          via.set(step.to, step);
+          next.push(step.to);
+        }
+      }
+      const hits = next.filter((v) => accept.has(v));
+      if (hits.length > 0) {
+        const to = Math.max(...hits);
+        const steps: Step[] = [];
+        for (let v = to; v !== from; ) {
+          const s = via.get(v) as Step;
+          steps.unshift(s);
+          v = s.from;
+        }
+        return { from, to, steps, label: [from, ...steps.map((s) => s.to)].join('->') };
+      }
+      frontier = next;
+    }
+    return null;
+  }
+}
+
+/** Parses and compiles a translators file; throws TranslatorFileError naming the step at fault. */
+export function parseTranslators(text: string, file: string): TranslatorSet {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new TranslatorFileError(file, undefined, `not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (doc === null || doc === undefined) return TranslatorSet.empty;
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new TranslatorFileError(file, undefined, 'must be a mapping of "from->to" steps to JSONata expressions, e.g. "1->2": \'$merge([$, {"v": 2}])\'');
+  }
+  const steps: Step[] = [];
+  const seen = new Set<string>();
+  for (const [key, value] of Object.entries(doc as Record<string, unknown>)) {
+    const m = STEP_KEY.exec(key);
+    if (!m) throw new TranslatorFileError(file, key, 'a step is named "FROM->TO" with positive whole versions, e.g. "1->2"');
+    const from = Number(m[1]);
+    const to = Number(m[2]);
+    if (from < 1 || to < 1) throw new TranslatorFileError(file, key, 'versions are positive whole numbers');
+    if (from === to) throw new TranslatorFileError(file, key, 'a step must change the version');
+    const id = `${from}->${to}`;
+    if (seen.has(id)) throw new TranslatorFileError(file, key, `step ${id} is defined twice`);
+    seen.add(id);
+    if (typeof value !== 'string' || value.trim() === '') {
+      throw new TranslatorFileError(file, key, 'the step must be a JSONata expression (a string)');
+    }
+    let expression: jsonata.Expression;
+    try {
+      expression = jsonata(value);
+    } catch (err) {
+      const e = err as { message?: string; position?: number };
+      throw new TranslatorFileError(file, key, `JSONata does not compile: ${e.message ?? String(err)}${e.position !== undefined ? ` (at character ${e.position})` : ''}`);
+    }
+    steps.push({ from, to, text: value, expression });
+  }
+  return new TranslatorSet(steps);
+}
+
+export function loadTranslatorsFile(file: string): TranslatorSet {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new TranslatorFileError(file, undefined, `cannot be read: ${(err as Error).message}`);
+  }
+  return parseTranslators(text, file);
+}
+
+/** Runs a payload through a chain. Throws TranslateError. */
+export async function translate(chain: Chain, payload: Buffer): Promise<Buffer> {
+  let value: unknown;
+  try {
+    value = JSON.parse(payload.toString('utf8'));
+  } catch (err) {
+    throw new TranslateError(`payload is not JSON (${(err as Error).message}); translating v${chain.from}->v${chain.to} needs JSON`);
+  }
+  for (const step of chain.steps) {
+    try {
+      value = await step.expression.evaluate(value);
+    } catch (err) {
+      const e = err as { message?: string; code?: string };
+      throw new TranslateError(`step ${step.from}->${step.to} failed: ${e.message ?? String(err)}${e.code ? ` (${e.code})` : ''}`);
+    }
+    if (value === undefined) throw new TranslateError(`step ${step.from}->${step.to} produced no value`);
+  }
+  // JSONata sequences carry a non-enumerable marker; JSON.stringify handles them as arrays.
+  return Buffer.from(JSON.stringify(value));
+}
