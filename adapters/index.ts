@@ -16,6 +16,8 @@ export async function createBroker(ctx: AdapterContext): Promise<BrokerAdapter> 
   switch (b.kind) {
     case 'memory':
       return new MemoryBroker({ onError: (err) => ctx.logger.error({ err }, 'embedded broker error') });
+    case 'amqp':
+      return (await import('./amqp.ts')).create(ctx);
     default:
       throw new Error(`broker ${b.kind} is not implemented yet`);
   }

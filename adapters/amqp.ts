@@ -1,0 +1,302 @@
+// The RabbitMQ adapter (AMQP 0-9-1 with amqplib).
+//
+// One connection; one confirm channel for every publish; one channel per
+// consumed source (manual acks, prefetch). Sources are only checked, never
+// declared: turnout declares only what it owns, the per-source delay queue
+// used for deferrals. A lost connection is re-opened with backoff and every
+// subscription resumes; what was unacked meanwhile is redelivered by RabbitMQ.
+
+import { hostname } from 'node:os';
+import * as amqp from 'amqplib';
+import type { ChannelModel } from 'amqplib';
+import type { Logger } from '../src/log.ts';
+import {
+  BrokerError,
+  type BrokerAdapter,
+  type ConsumeOptions,
+  type Handler,
+  type Message,
+  type QueueDepth,
+  type Subscription,
+} from './broker.ts';
+import type { AdapterContext } from './index.ts';
+import { delayQueueArguments, delayQueueName } from './amqp/delay.ts';
+import { classify, redact } from './amqp/errors.ts';
+import { ManagementClient, managementTarget } from './amqp/management.ts';
+import { Publisher, type BrokerLimits } from './amqp/publisher.ts';
+import { AmqpSubscription } from './amqp/subscription.ts';
+
+export interface AmqpOptions {
+  url: string;
+  logger: Logger;
+  /** Shown by RabbitMQ (management UI, rabbitmqctl list_connections). */
+  connectionName?: string;
+  /** Whether a TURNOUT_DLQ is configured (only for the start-up note about native dead-lettering). */
+  dlqConfigured?: boolean;
+  confirmTimeoutMs?: number;
+  /** Reconnect backoff: first delay and cap, ms (full jitter). */
+  reconnectMinMs?: number;
+  reconnectMaxMs?: number;
+}
+
+/** Heartbeat when the URL sets none: a dead peer is noticed within ~2 intervals, so /readyz does not lie for minutes. */
+const DEFAULT_HEARTBEAT_S = 15;
+
+export function create(ctx: AdapterContext): BrokerAdapter {
+  const b = ctx.config.broker;
+  if (b.kind !== 'amqp') throw new Error(`amqp adapter created for broker kind ${b.kind}`);
+  return new AmqpBroker({
+    url: b.url,
+    logger: ctx.logger.child({ broker: 'amqp' }),
+    connectionName: `turnout ${hostname()}${ctx.config.source ? ` ${ctx.config.source.join(',')}` : ''}`,
+    dlqConfigured: ctx.config.dlq !== undefined,
+  });
+}
+
+export class AmqpBroker implements BrokerAdapter {
+  readonly kind = 'amqp';
+  readonly nativeDeadLetter = true;
+  private readonly o: AmqpOptions;
+  private readonly url: string;
+  private readonly log: Logger;
+  private readonly management: ManagementClient;
+  private readonly limits: BrokerLimits = {};
+  private conn: ChannelModel | undefined;
+  private publisher: Publisher | undefined;
+  private closed = false;
+  private blocked = false;
+  private reconnectAttempt = 0;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private readonly subs = new Set<AmqpSubscription>();
+  private readonly declaredDelayQueues = new Set<string>();
+
+  constructor(options: AmqpOptions) {
+    this.o = options;
+    const { amqpUrl, target } = managementTarget(options.url);
+    const u = new URL(amqpUrl);
+    if (!u.searchParams.has('heartbeat')) u.searchParams.set('heartbeat', String(DEFAULT_HEARTBEAT_S));
+    this.url = u.toString();
+    this.log = options.logger;
+    this.management = new ManagementClient(target);
+  }
+
+  async connect(): Promise<void> {
+    if (this.closed) throw new BrokerError('unavailable', 'the RabbitMQ adapter is closed');
+    if (this.conn) return;
+    await this.open();
+  }
+
+  isUp(): boolean {
+    return this.conn !== undefined && !this.closed && !this.blocked;
+  }
+
+  async consume(source: string, handler: Handler, options: ConsumeOptions): Promise<Subscription> {
+    const conn = this.conn;
+    if (!conn || this.closed) throw new BrokerError('unavailable', `not connected to RabbitMQ; cannot consume ${source}`);
+    const sub = new AmqpSubscription(source, handler, options.prefetch, {
+      logger: this.log,
+      defer: (src, message, delayMs) => this.publishDeferred(src, message, delayMs),
+      lost: (s) => this.restartLater(s),
+    });
+    await sub.start(conn);
+    this.subs.add(sub);
+    this.log.info({ source, prefetch: options.prefetch }, `consuming ${source} with manual acks, prefetch ${options.prefetch}`);
+    if (this.o.dlqConfigured === false) {
+      this.log.info({ source },
+        `TURNOUT_DLQ is not set: a message turnout dead-letters from ${source} is rejected without requeue, so the queue's own dead-letter exchange ` +
+        '(x-dead-letter-exchange argument or policy) receives it; without one RabbitMQ discards it');
+    }
+    return {
+      stop: async () => {
+        await sub.stop();
+        // still counted for depth() until its in-flight messages settle
+        const forget = (): void => {
+          if (sub.inflight === 0) this.subs.delete(sub);
+          else setTimeout(forget, 1000).unref();
+        };
+        forget();
+      },
+    };
+  }
+
+  async publish(queue: string, message: Message): Promise<void> {
+    const p = this.publisher;
+    if (!p || this.closed) throw new BrokerError('unavailable', `not connected to RabbitMQ; message ${message.id} to ${queue} not published`);
+    await p.publish(queue, message);
+  }
+
+  async depth(queue: string): Promise<QueueDepth> {
+    const conn = this.conn;
+    if (!conn || this.closed) throw new BrokerError('unavailable', 'not connected to RabbitMQ');
+    let ch: amqp.Channel;
+    try {
+      ch = await conn.createChannel();
+    } catch (err) {
+      throw classify(err, 'opening a channel for a queue check');
+    }
+    ch.on('error', () => {}); // a passive check of a missing queue closes this throwaway channel; that is the answer
+    let depth: number;
+    try {
+      depth = (await ch.checkQueue(queue)).messageCount;
+    } catch (err) {
+      throw classify(err, `checking queue ${queue}`);
+    }
+    try {
+      // deferred messages of this queue are waiting too, in turnout's delay queue
+      depth += (await ch.checkQueue(delayQueueName(queue))).messageCount;
+    } catch {
+      // no delay queue: nothing deferred
+    }
+    ch.close().catch(() => {});
+    let local = 0;
+    for (const s of this.subs) if (s.source === queue) local += s.inflight;
+    const broker = await this.management.unacked(queue);
+    return { queue, depth, inflight: broker ?? local };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    for (const s of this.subs) {
+      s.stopped = true;
+      s.detach();
+    }
+    const conn = this.conn;
+    this.conn = undefined;
+    this.publisher = undefined;
+    // Closing the connection hands every unacked message back to RabbitMQ.
+    if (conn) await conn.close().catch((err: unknown) => this.log.debug({ err }, 'closing the connection failed'));
+  }
+
+  private async open(): Promise<void> {
+    let conn: ChannelModel;
+    try {
+      conn = await amqp.connect(this.url, {
+        timeout: 10_000,
+        clientProperties: { connection_name: this.o.connectionName ?? `turnout ${hostname()}` },
+      });
+    } catch (err) {
+      throw classify(err, `connecting to ${redact(this.url)}`);
+    }
+    conn.on('error', (err: Error) => this.log.warn({ err }, 'RabbitMQ connection error'));
+    conn.on('close', (err?: Error) => this.onConnectionClosed(conn, err));
+    conn.on('blocked', (reason: string) => {
+      this.blocked = true;
+      this.log.warn({ reason }, 'RabbitMQ blocked the connection (resource alarm); publishes wait');
+    });
+    conn.on('unblocked', () => {
+      this.blocked = false;
+      this.log.info('RabbitMQ unblocked the connection');
+    });
+    if (this.closed) {
+      await conn.close().catch(() => {});
+      throw new BrokerError('unavailable', 'the RabbitMQ adapter is closed');
+    }
+    this.conn = conn;
+    this.blocked = false;
+    this.publisher = new Publisher(conn, { logger: this.log, limits: this.limits, confirmTimeoutMs: this.o.confirmTimeoutMs ?? 30_000 });
+    this.log.info({ url: redact(this.url) }, 'connected to RabbitMQ');
+  }
+
+  private onConnectionClosed(conn: ChannelModel, err: Error | undefined): void {
+    if (conn !== this.conn) return;
+    this.conn = undefined;
+    this.publisher = undefined;
+    for (const s of this.subs) s.detach();
+    if (this.closed) return;
+    this.log.warn({ err }, 'lost the RabbitMQ connection; unacked messages return to their queues; reconnecting');
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closed || this.reconnectTimer) return;
+    this.reconnectAttempt++;
+    const delay = this.backoff(this.reconnectAttempt);
+    this.log.info({ attempt: this.reconnectAttempt, delayMs: delay }, 'reconnecting to RabbitMQ');
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.open().then(() => {
+        this.log.info({ attempts: this.reconnectAttempt }, 'reconnected to RabbitMQ; resuming consumers');
+        this.reconnectAttempt = 0;
+        for (const s of this.subs) void this.resubscribe(s);
+      }, (err: unknown) => {
+        this.log.warn({ err: classify(err, 'reconnecting') }, 'reconnecting to RabbitMQ failed');
+        this.scheduleReconnect();
+      });
+    }, delay);
+  }
+
+  /** A subscription's channel died while the connection may still be up (consumer timeout, queue deleted…). */
+  private restartLater(sub: AmqpSubscription): void {
+    sub.failures++;
+    setTimeout(() => void this.resubscribe(sub), this.backoff(sub.failures));
+  }
+
+  private async resubscribe(sub: AmqpSubscription): Promise<void> {
+    const conn = this.conn;
+    // Without a connection the reconnect loop resubscribes everything.
+    if (!conn || this.closed || sub.stopped) return;
+    try {
+      await sub.start(conn);
+    } catch (err) {
+      this.log.error({ err, source: sub.source }, `could not consume ${sub.source} again; retrying`);
+      if (this.conn === conn) this.restartLater(sub);
+    }
+  }
+
+  /** Full jitter over an exponential ceiling. */
+  private backoff(attempt: number): number {
+    const min = this.o.reconnectMinMs ?? 250;
+    const max = this.o.reconnectMaxMs ?? 10_000;
+    const ceiling = Math.min(max, min * 2 ** Math.min(attempt - 1, 20));
+    return Math.round(min / 2 + Math.random() * (ceiling - min / 2));
+  }
+
+  /** Puts the deferred copy into the source's delay queue (declared on first use); resolves on confirm. */
+  private async publishDeferred(source: string, message: Message, delayMs: number): Promise<void> {
+    const queue = delayQueueName(source);
+    for (let attempt = 1; ; attempt++) {
+      await this.declareDelayQueue(source, queue);
+      const p = this.publisher;
+      if (!p) throw new BrokerError('unavailable', `not connected to RabbitMQ; message ${message.id} not deferred`);
+      try {
+        await p.publish(queue, message, { expiration: delayMs });
+        return;
+      } catch (err) {
+        // someone deleted the delay queue: declare it again, once
+        if (attempt === 1 && err instanceof BrokerError && err.code === 'unknown-queue') {
+          this.declaredDelayQueues.delete(queue);
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  private async declareDelayQueue(source: string, queue: string): Promise<void> {
+    if (this.declaredDelayQueues.has(queue)) return;
+    const conn = this.conn;
+    if (!conn) throw new BrokerError('unavailable', 'not connected to RabbitMQ');
+    let ch: amqp.Channel;
+    try {
+      ch = await conn.createChannel();
+    } catch (err) {
+      throw classify(err, 'opening a channel to declare a delay queue');
+    }
+    ch.on('error', () => {}); // the declare's rejection carries the reason
+    try {
+      await ch.assertQueue(queue, { durable: true, arguments: delayQueueArguments(source) });
+    } catch (err) {
+      const e = classify(err, `declaring the delay queue ${queue}`);
+      if (e.code === 'invalid') {
+        e.message += ` (a queue of that name exists with other arguments; turnout owns "${queue}": delete it when it is empty and turnout declares it again)`;
+      }
+      this.log.error({ err: e, queue }, 'cannot declare the delay queue; deferrals wait');
+      throw e;
+    }
+    ch.close().catch(() => {});
+    this.declaredDelayQueues.add(queue);
+    this.log.info({ queue, source }, `declared delay queue ${queue}: deferred messages wait there for their TTL, then RabbitMQ dead-letters them back to ${source}`);
+  }
+}
