@@ -84,8 +84,8 @@ async function main(): Promise<void> {
         'Run a complete blue/green rollout on the embedded broker and print where every message went.',
         (y) =>
           y
-            .option('messages', { type: 'number', default: 400, describe: 'Messages the producer sends' })
-            .option('rate', { type: 'number', default: 200, describe: 'Messages per second' }),
+            .option('messages', { type: 'number', default: 600, describe: 'Messages the producer sends' })
+            .option('rate', { type: 'number', default: 150, describe: 'Messages per second' }),
         async (argv) => {
           const { runDemo } = await import('./demo/demo.ts');
           process.exitCode = await runDemo({ messages: argv.messages, rate: argv.rate, out: process.stdout });
