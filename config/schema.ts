@@ -128,6 +128,23 @@ const url = (raw: string): string => {
   return v;
 };
 
+// --- Kafka client settings (adapters/kafka.ts reads them) ---
+const bool = (raw: string): boolean => {
+  const v = raw.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off'].includes(v)) return false;
+  return bad('must be true or false');
+};
+
+const saslMechanism = (raw: string): 'plain' | 'scram-sha-256' | 'scram-sha-512' => {
+  const v = raw.trim().toLowerCase();
+  if (v === 'plain' || v === 'scram-sha-256' || v === 'scram-sha-512') return v;
+  return bad('must be plain, scram-sha-256 or scram-sha-512');
+};
+
+/** Secrets are taken as written (spaces included); only empty is refused. */
+const secret = (raw: string): string => (raw === '' ? bad('must not be empty') : raw);
+
 /** Every option. Order is the order of --help and the README table. */
 export const schema = {
   broker: { flag: 'broker', group: 'broker', default: 'memory', parse: broker,
@@ -185,6 +202,26 @@ export const schema = {
     doc: 'Bearer token for admin writes (PUT /v1/routes/green-weight). Unset: admin writes are disabled (403).' },
   logLevel: { flag: 'log-level', group: 'runtime', default: 'info', parse: logLevel, allowed: 'trace, debug, info, warn, error, fatal, silent',
     doc: 'Log level; logs are JSON lines on stdout.' },
+  kafkaSaslMechanism: { flag: 'kafka-sasl-mechanism', group: 'broker', parse: saslMechanism, allowed: 'plain | scram-sha-256 | scram-sha-512',
+    doc: 'Kafka SASL mechanism (with TURNOUT_KAFKA_USERNAME and TURNOUT_KAFKA_PASSWORD). Unset: no SASL.' },
+  kafkaUsername: { flag: 'kafka-username', group: 'broker', parse: secret, allowed: 'a SASL user name',
+    doc: 'Kafka SASL user name.' },
+  kafkaPassword: { flag: 'kafka-password', group: 'broker', parse: secret, allowed: 'a SASL password',
+    doc: 'Kafka SASL password (prefer a Kubernetes secret mapped to this variable over the flag).' },
+  kafkaTls: { flag: 'kafka-tls', group: 'broker', default: 'false', parse: bool, allowed: 'true | false',
+    doc: 'Connect to Kafka over TLS (system CAs unless TURNOUT_KAFKA_TLS_CA_FILE). Setting any TURNOUT_KAFKA_TLS_*_FILE turns TLS on.' },
+  kafkaTlsCaFile: { flag: 'kafka-tls-ca-file', group: 'broker', parse: str, allowed: 'a PEM file path',
+    doc: 'CA bundle (PEM) that signed the Kafka brokers\' certificates.' },
+  kafkaTlsCertFile: { flag: 'kafka-tls-cert-file', group: 'broker', parse: str, allowed: 'a PEM file path',
+    doc: 'Client certificate (PEM) for Kafka mutual TLS; needs TURNOUT_KAFKA_TLS_KEY_FILE.' },
+  kafkaTlsKeyFile: { flag: 'kafka-tls-key-file', group: 'broker', parse: str, allowed: 'a PEM file path',
+    doc: 'Client private key (PEM) for Kafka mutual TLS.' },
+  kafkaIdempotent: { flag: 'kafka-idempotent', group: 'broker', default: 'true', parse: bool, allowed: 'true | false',
+    doc: 'Idempotent Kafka producer (acks from all in-sync replicas either way). false for clusters that refuse InitProducerId (missing IDEMPOTENT_WRITE ACL, librdkafka mock cluster).' },
+  kafkaSessionTimeout: { flag: 'kafka-session-timeout', group: 'broker', default: '30000', parse: int(1000, 3600000), allowed: '1000–3600000 ms',
+    doc: 'Kafka consumer group session timeout. Heartbeats run independently of message processing, so long deliveries do not need a larger value.' },
+  kafkaDeferTopic: { flag: 'kafka-defer-topic', group: 'broker', default: '{source}.turnout-defer', parse: str, allowed: 'a topic name; may contain {source}',
+    doc: 'Kafka topic holding deferred messages until they are due (created like the source when missing).' },
 } as const satisfies Record<string, OptionSpec<unknown>>;
 
 export type Schema = typeof schema;
