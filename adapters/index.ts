@@ -18,6 +18,8 @@ export async function createBroker(ctx: AdapterContext): Promise<BrokerAdapter> 
       return new MemoryBroker({ onError: (err) => ctx.logger.error({ err }, 'embedded broker error') });
     case 'amqp':
       return (await import('./amqp.ts')).create(ctx);
+    case 'sqs':
+      return (await import('./sqs.ts')).create(ctx);
     default:
       throw new Error(`broker ${b.kind} is not implemented yet`);
   }

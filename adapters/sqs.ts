@@ -1,0 +1,282 @@
+// TURNOUT_BROKER=sqs: Amazon SQS through @aws-sdk/client-sqs v3. Region,
+// credentials and endpoint come from the SDK's own default chain (AWS_REGION,
+// AWS_PROFILE, AWS_ACCESS_KEY_ID…, web identity, instance roles,
+// AWS_ENDPOINT_URL_SQS); turnout adds no AWS settings of its own.
+//
+// The pieces live in adapters/sqs/: codec (message <-> body + attributes),
+// queues (name/URL lookup), publisher (SendMessage/SendMessageBatch),
+// consumer (receive loop, leases, dispositions), errors (classification).
+
+import { randomUUID } from 'node:crypto';
+import {
+  ChangeMessageVisibilityBatchCommand,
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import { expandTarget } from '../config/load.ts';
+import type { Logger } from '../src/log.ts';
+import {
+  BrokerError,
+  type BrokerAdapter,
+  type ConsumeOptions,
+  type Handler,
+  type Message,
+  type QueueDepth,
+  type Subscription,
+} from './broker.ts';
+import type { AdapterContext } from './index.ts';
+import { Batcher } from './sqs/batcher.ts';
+import { encode } from './sqs/codec.ts';
+import { Consumer, type Resend, type VisibilityEntry } from './sqs/consumer.ts';
+import { classify } from './sqs/errors.ts';
+import { dedupIdOf, groupIdOf } from './sqs/fifo.ts';
+import { resolveOptions, type SqsOptions } from './sqs/options.ts';
+import { Publisher } from './sqs/publisher.ts';
+import { Queues, type QueueInfo } from './sqs/queues.ts';
+import { RejectMemory } from './sqs/reject-memory.ts';
+
+export type { SqsOptions } from './sqs/options.ts';
+
+export function create(ctx: AdapterContext, options: Partial<SqsOptions> = {}): SqsBroker {
+  return new SqsBroker(ctx, options);
+}
+
+export class SqsBroker implements BrokerAdapter {
+  readonly kind = 'sqs';
+  /** A rejected message goes back to SQS, whose RedrivePolicy moves it to the queue's DLQ after maxReceiveCount receives. */
+  readonly nativeDeadLetter = true;
+
+  private readonly ctx: AdapterContext;
+  private readonly logger: Logger;
+  private readonly options: SqsOptions;
+  private readonly client: SQSClient;
+  private readonly queues: Queues;
+  private readonly publisher: Publisher;
+  private readonly deletes: Batcher<string>;
+  private readonly visibility: Batcher<VisibilityEntry>;
+  private readonly rejected: RejectMemory;
+  private readonly consumers = new Set<Consumer>();
+  private connected = false;
+  private closed = false;
+  private healthy = true;
+
+  constructor(ctx: AdapterContext, options: Partial<SqsOptions> = {}) {
+    this.ctx = ctx;
+    this.logger = ctx.logger;
+    this.options = resolveOptions(options);
+    const emulator = Boolean(process.env.AWS_ENDPOINT_URL_SQS || process.env.AWS_ENDPOINT_URL);
+    this.client = new SQSClient({
+      useQueueUrlAsEndpoint: this.options.useQueueUrlAsEndpoint ?? !emulator,
+      // A long poll answers within WaitTimeSeconds; a request silent far longer than that is a dead connection.
+      requestHandler: { requestTimeout: (this.options.waitTimeSeconds + 30) * 1000, connectionTimeout: 10_000 },
+    });
+    this.queues = new Queues(this.client);
+    this.publisher = new Publisher(this.client);
+    this.deletes = new Batcher<string>((url, handles) => this.deleteBatch(url, handles), this.options.batchLingerMs);
+    this.visibility = new Batcher<VisibilityEntry>((url, entries) => this.visibilityBatch(url, entries), this.options.batchLingerMs);
+    this.rejected = new RejectMemory(this.options.rejectMemory);
+  }
+
+  /**
+   * Checks region and credentials, then looks up every queue the
+   * configuration names, so a typo or a missing permission stops start-up
+   * (BrokerError 'unknown-queue' / 'forbidden') instead of surfacing later.
+   */
+  async connect(): Promise<void> {
+    if (this.closed) throw new BrokerError('unavailable', 'SQS adapter is closed');
+    try {
+      await this.client.config.region();
+    } catch (err) {
+      throw new BrokerError('forbidden', 'SQS: no AWS region configured: set AWS_REGION (or a profile with a region)', { cause: err });
+    }
+    try {
+      await this.client.config.credentials();
+    } catch (err) {
+      throw classify(Object.assign(err instanceof Error ? err : new Error(String(err)), { name: 'CredentialsProviderError' }), 'finding AWS credentials');
+    }
+    for (const [variable, name] of this.configuredQueues()) {
+      try {
+        await this.queues.get(name);
+      } catch (err) {
+        const e = classify(err, `looking up queue "${name}"`);
+        if (e.code === 'unknown-queue') throw new BrokerError('unknown-queue', `SQS queue "${name}" (${variable}) does not exist`, { cause: err });
+        throw new BrokerError(e.code, `${e.message} (${variable})`, { cause: err });
+      }
+    }
+    this.connected = true;
+    this.healthy = true;
+  }
+
+  /** Every queue the configuration names, with the variable that names it. */
+  private configuredQueues(): [string, string][] {
+    const c = this.ctx.config;
+    const sources = c.source ?? [];
+    const out = new Map<string, string>();
+    for (const s of sources) out.set(s, 'TURNOUT_SOURCE');
+    for (const [variable, template] of [['TURNOUT_BLUE', c.blue], ['TURNOUT_GREEN', c.green], ['TURNOUT_DLQ', c.dlq]] as const) {
+      if (template === undefined) continue;
+      if (!template.includes('{source}')) {
+        if (!out.has(template)) out.set(template, variable);
+        continue;
+      }
+      for (const s of sources) {
+        const name = expandTarget(template, s);
+        if (!out.has(name)) out.set(name, variable);
+      }
+    }
+    return [...out].map(([name, variable]) => [variable, name]);
+  }
+
+  isUp(): boolean {
+    return this.connected && !this.closed && this.healthy;
+  }
+
+  private assertOpen(): void {
+    if (this.closed || !this.connected) throw new BrokerError('unavailable', this.closed ? 'SQS adapter is closed' : 'SQS adapter is not connected');
+  }
+
+  async consume(source: string, handler: Handler, options: ConsumeOptions): Promise<Subscription> {
+    this.assertOpen();
+    const queue = await this.queues.get(source);
+    this.describe(queue);
+    const consumer = new Consumer({
+      client: this.client,
+      queue,
+      source,
+      handler,
+      prefetch: options.prefetch,
+      options: this.options,
+      logger: this.logger,
+      deletes: this.deletes,
+      visibility: this.visibility,
+      resend: this.resend,
+      rejected: this.rejected,
+      onHealth: (ok) => {
+        this.healthy = ok;
+      },
+    });
+    this.consumers.add(consumer);
+    consumer.start();
+    return { stop: () => consumer.stop() };
+  }
+
+  /** Says at start what happens to refused messages on this queue. */
+  private describe(q: QueueInfo): void {
+    this.logger.info(
+      { source: q.name, fifo: q.fifo, visibilityTimeout: q.visibilityTimeout, redrivePolicy: q.redrive ?? null },
+      'consuming SQS queue (long polling; visibility is extended while the app works)',
+    );
+    if (this.ctx.config.dlq !== undefined) return;
+    if (q.redrive) {
+      this.logger.info(
+        { source: q.name, deadLetterTargetArn: q.redrive.deadLetterTargetArn, maxReceiveCount: q.redrive.maxReceiveCount },
+        "no TURNOUT_DLQ: messages that fail for good go back to SQS, and the queue's RedrivePolicy moves them to its dead-letter queue after maxReceiveCount receives",
+      );
+    } else {
+      this.logger.error(
+        { source: q.name },
+        'no TURNOUT_DLQ and the queue has no RedrivePolicy: messages that fail for good come back after the visibility timeout until the retention period ends; set TURNOUT_DLQ or a RedrivePolicy',
+      );
+    }
+  }
+
+  async publish(queue: string, message: Message): Promise<void> {
+    this.assertOpen();
+    const info = await this.queues.get(queue);
+    // A dead-letter copy must land even if its headers do not fit as attributes: they ride inside x-turnout.
+    const spill = message.headers['x-turnout-dlq-reason'] !== undefined;
+    const enc = encode(message, { spill });
+    if (enc.size > info.maxMessageSize) {
+      throw new BrokerError(
+        'too-large',
+        `message is ${enc.size} bytes as SQS counts it (body${message.payload.length > 0 && enc.body !== message.payload.toString('utf8') ? ', base64-encoded because it is not UTF-8 text,' : ''} plus attributes); queue "${queue}" allows ${info.maxMessageSize}`,
+      );
+    }
+    const entry = {
+      MessageBody: enc.body,
+      MessageAttributes: enc.attributes,
+      ...(info.fifo ? { MessageGroupId: groupIdOf(message, this.ctx.config.routeKey), MessageDeduplicationId: dedupIdOf(message) } : {}),
+    };
+    await this.send(info, { entry, size: enc.size, queueName: queue });
+  }
+
+  /** A copy of a consumed message back into its own queue (deferrals). */
+  private readonly resend: Resend = async (queue, message, how) => {
+    const enc = encode(message, { spill: true, notBefore: how.notBefore });
+    const entry = {
+      MessageBody: enc.body,
+      MessageAttributes: enc.attributes,
+      ...(queue.fifo
+        ? // A fresh deduplication id: the same id within 5 minutes would make SQS drop the copy.
+          { MessageGroupId: how.groupId ?? groupIdOf(message, this.ctx.config.routeKey), MessageDeduplicationId: randomUUID() }
+        : { DelaySeconds: how.delaySeconds }),
+    };
+    await this.send(queue, { entry, size: enc.size, queueName: queue.name });
+  };
+
+  private async send(info: QueueInfo, out: Parameters<Publisher['send']>[1]): Promise<void> {
+    try {
+      await this.publisher.send(info.url, out);
+      this.healthy = true;
+    } catch (err) {
+      const e = classify(err, `sending to queue "${info.name}"`);
+      if (e.code === 'unknown-queue') this.queues.forget(info.name);
+      if (e.code === 'unavailable') this.healthy = false;
+      throw e;
+    }
+  }
+
+  async depth(queue: string): Promise<QueueDepth> {
+    this.assertOpen();
+    const info = await this.queues.get(queue);
+    try {
+      const out = await this.client.send(
+        new GetQueueAttributesCommand({
+          QueueUrl: info.url,
+          AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+        }),
+      );
+      const a: Record<string, string | undefined> = out.Attributes ?? {};
+      const n = (k: string): number => Number(a[k] ?? '0') || 0;
+      // Delayed messages (deferrals) are waiting too; NotVisible ones are handed out and not yet deleted.
+      return {
+        queue,
+        depth: n('ApproximateNumberOfMessages') + n('ApproximateNumberOfMessagesDelayed'),
+        inflight: n('ApproximateNumberOfMessagesNotVisible'),
+      };
+    } catch (err) {
+      const e = classify(err, `reading the depth of queue "${queue}"`);
+      if (e.code === 'unknown-queue') this.queues.forget(queue);
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.allSettled([...this.consumers].map((c) => c.close()));
+    this.consumers.clear();
+    await Promise.allSettled([this.deletes.flushAll(), this.visibility.flushAll()]);
+    this.client.destroy();
+  }
+
+  private async deleteBatch(url: string, handles: string[]): Promise<(unknown | undefined)[]> {
+    const out = await this.client.send(
+      new DeleteMessageBatchCommand({ QueueUrl: url, Entries: handles.map((h, i) => ({ Id: String(i), ReceiptHandle: h })) }),
+    );
+    const failed = new Map((out.Failed ?? []).map((f) => [f.Id, f]));
+    return handles.map((_, i) => failed.get(String(i)));
+  }
+
+  private async visibilityBatch(url: string, entries: VisibilityEntry[]): Promise<(unknown | undefined)[]> {
+    const out = await this.client.send(
+      new ChangeMessageVisibilityBatchCommand({
+        QueueUrl: url,
+        Entries: entries.map((e, i) => ({ Id: String(i), ReceiptHandle: e.receiptHandle, VisibilityTimeout: e.seconds })),
+      }),
+    );
+    const failed = new Map((out.Failed ?? []).map((f) => [f.Id, f]));
+    return entries.map((_, i) => failed.get(String(i)));
+  }
+}

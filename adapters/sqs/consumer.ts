@@ -1,0 +1,404 @@
+// One subscription to one SQS queue: long-polling receivers that keep at
+// most `prefetch` messages held, a visibility lease per held message, FIFO
+// groups worked one message at a time, and the dispositions applied:
+//
+//   ack      DeleteMessage (batched)
+//   defer    a new copy with the new headers (SendMessage, DelaySeconds ≤ 900),
+//            then DeleteMessage. A re-send, not ChangeMessageVisibility: the
+//            copy starts at ApproximateReceiveCount 0, so deferrals never use up
+//            the queue's RedrivePolicy.maxReceiveCount, and it carries the
+//            deferral count. Longer delays and FIFO queues (no per-message
+//            delay there) carry a not-before time: a copy that arrives early is
+//            sent on again (standard) or held invisible until then (FIFO).
+//   reject   back to SQS at once (visibility 0) for the queue's redrive policy;
+//            while remembered, a returning copy is rejected again without
+//            reaching the app, so it reaches the redrive DLQ in seconds.
+//   release  visibility 0: handed out again, ApproximateReceiveCount grows.
+
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ReceiveMessageCommand, type Message as SqsMessage, type SQSClient } from '@aws-sdk/client-sqs';
+import type { Logger } from '../../src/log.ts';
+import type { Disposition, Handler, Message, Received, Subscription } from '../broker.ts';
+import type { Batcher } from './batcher.ts';
+import { decode } from './codec.ts';
+import { classify, isStaleReceipt } from './errors.ts';
+import { Lease, type LeaseSettings } from './lease.ts';
+import type { SqsOptions } from './options.ts';
+import type { QueueInfo } from './queues.ts';
+import type { RejectMemory } from './reject-memory.ts';
+
+export interface VisibilityEntry {
+  receiptHandle: string;
+  seconds: number;
+}
+
+/** How the adapter re-sends a copy of a consumed message into its own queue. */
+export type Resend = (
+  queue: QueueInfo,
+  message: Message,
+  how: { delaySeconds: number; notBefore: number | undefined; groupId: string | undefined },
+) => Promise<void>;
+
+export interface ConsumerDeps {
+  client: SQSClient;
+  queue: QueueInfo;
+  source: string;
+  handler: Handler;
+  prefetch: number;
+  options: SqsOptions;
+  logger: Logger;
+  deletes: Batcher<string>;
+  visibility: Batcher<VisibilityEntry>;
+  resend: Resend;
+  rejected: RejectMemory;
+  /** Reports whether SQS answered the last receive (drives isUp). */
+  onHealth: (ok: boolean) => void;
+}
+
+interface Held {
+  id: string;
+  message: Received;
+  receipt: string;
+  /** FIFO MessageGroupId. */
+  group: string | undefined;
+  lease: Lease;
+  /** The handler was called. */
+  started: boolean;
+  /** Its fate is sealed (disposition applied, or released on stop/close). */
+  finished: boolean;
+}
+
+/** SQS delays a message at most 15 minutes. */
+const MAX_DELAY_SECONDS = 900;
+/** Clocks of different hosts disagree a little; a copy this close to due is due. */
+const DUE_TOLERANCE_MS = 1000;
+
+export class Consumer implements Subscription {
+  private readonly d: ConsumerDeps;
+  private readonly leaseSettings: LeaseSettings;
+  private stopped = false;
+  private closed = false;
+  private readonly abort = new AbortController();
+  /** Messages received and not yet decided by the handler (including FIFO ones waiting for their group). */
+  private held = 0;
+  /** Slots promised to receive calls under way. */
+  private reserved = 0;
+  private readonly unsettled = new Set<Held>();
+  /** FIFO: per group, the held messages in order; the head is being worked on. */
+  private readonly groups = new Map<string, Held[]>();
+  private readonly applying = new Set<Promise<void>>();
+  private roomWaiters: (() => void)[] = [];
+  private loops: Promise<void>[] = [];
+
+  constructor(deps: ConsumerDeps) {
+    this.d = deps;
+    const vt = deps.queue.visibilityTimeout;
+    this.leaseSettings = {
+      extendSeconds: deps.options.visibilityExtensionSeconds ?? Math.max(5, vt),
+      fraction: deps.options.heartbeatFraction,
+      maxSeconds: deps.options.maxVisibilitySeconds,
+    };
+  }
+
+  start(): void {
+    const prefetch = Math.max(1, this.d.prefetch);
+    // Enough receivers that a full prefetch can be asked for at once.
+    const receivers = Math.min(8, Math.ceil(prefetch / this.d.options.receiveBatch));
+    for (let i = 0; i < receivers; i++) this.loops.push(this.receiveLoop(prefetch));
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.wakeAll();
+    // FIFO messages still waiting for their group will not be started: give them back, in order.
+    const waiting: Held[] = [];
+    for (const list of this.groups.values()) for (const h of list) if (!h.started) waiting.push(h);
+    await this.releaseInOrder(waiting);
+  }
+
+  /** Stops receiving and hands every unsettled message back to SQS. */
+  async close(): Promise<void> {
+    await this.stop();
+    this.closed = true;
+    this.abort.abort();
+    await this.releaseInOrder([...this.unsettled].filter((h) => !h.finished));
+    await Promise.allSettled([...this.applying]);
+    await Promise.allSettled(this.loops);
+  }
+
+  get inflight(): number {
+    return this.held;
+  }
+
+  // ---- receiving ----
+
+  private async receiveLoop(prefetch: number): Promise<void> {
+    let failures = 0;
+    while (!this.stopped) {
+      const free = prefetch - this.held - this.reserved;
+      if (free <= 0) {
+        await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+        continue;
+      }
+      const n = Math.min(this.d.options.receiveBatch, free);
+      this.reserved += n;
+      const startedAt = Date.now();
+      let messages: SqsMessage[];
+      try {
+        const out = await this.d.client.send(
+          new ReceiveMessageCommand({
+            QueueUrl: this.d.queue.url,
+            MaxNumberOfMessages: n,
+            WaitTimeSeconds: this.d.options.waitTimeSeconds,
+            MessageAttributeNames: ['All'],
+            MessageSystemAttributeNames: ['ApproximateReceiveCount', 'MessageGroupId', 'MessageDeduplicationId'],
+          }),
+          { abortSignal: this.abort.signal },
+        );
+        messages = out.Messages ?? [];
+        failures = 0;
+        this.d.onHealth(true);
+      } catch (err) {
+        this.reserved -= n;
+        if (this.abort.signal.aborted) return;
+        failures++;
+        const e = classify(err, `receiving from queue "${this.d.source}"`);
+        if (e.code === 'unavailable') this.d.onHealth(false);
+        const waitMs = Math.min(20_000, 250 * 2 ** Math.min(failures, 7)) * (0.5 + Math.random() / 2);
+        this.d.logger[e.code === 'unavailable' ? 'warn' : 'error']({ err: e, source: this.d.source, retryInMs: Math.round(waitMs) }, 'receive failed; retrying');
+        try {
+          await sleep(waitMs, undefined, { signal: this.abort.signal });
+        } catch {
+          return;
+        }
+        continue;
+      }
+      this.reserved -= n;
+      for (const m of messages) this.accept(m, startedAt);
+    }
+  }
+
+  private wakeAll(): void {
+    const w = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const f of w) f();
+  }
+
+  private accept(m: SqsMessage, receivedAt: number): void {
+    const receipt = m.ReceiptHandle;
+    if (!receipt) return;
+    if (this.stopped) {
+      // A receive that was under way when stop() was called: give its messages straight back.
+      this.track(this.d.visibility.add(this.d.queue.url, { receiptHandle: receipt, seconds: 0 }).catch(() => {}));
+      return;
+    }
+    const decoded = decode(m, this.d.source);
+    const r = decoded.received;
+    if (decoded.metaProblem) this.d.logger.warn({ source: this.d.source, sqsMessageId: m.MessageId, problem: decoded.metaProblem }, 'unreadable x-turnout attribute; taken as a plain SQS message');
+    const group = this.d.queue.fifo ? m.Attributes?.MessageGroupId : undefined;
+    const h: Held = {
+      id: r.id,
+      message: r,
+      receipt,
+      group,
+      started: false,
+      finished: false,
+      lease: new Lease({
+        receiptHandle: receipt,
+        receivedAt,
+        initialSeconds: this.d.queue.visibilityTimeout,
+        settings: this.leaseSettings,
+        change: (handle, seconds) => this.d.visibility.add(this.d.queue.url, { receiptHandle: handle, seconds }),
+        logger: this.d.logger,
+        label: { source: this.d.source, messageId: r.id },
+      }),
+    };
+    this.held++;
+    this.unsettled.add(h);
+
+    if (this.d.rejected.has(r.id) && this.d.queue.redrive) {
+      // The app already refused it: straight back towards the redrive DLQ.
+      h.started = true;
+      this.settle(h, { kind: 'reject', reason: 'rejected before' });
+      return;
+    }
+    if (decoded.notBefore !== undefined && decoded.notBefore - Date.now() > DUE_TOLERANCE_MS) {
+      h.started = true;
+      this.settle(h, { kind: 'defer', delayMs: decoded.notBefore - Date.now(), headers: r.headers }, true);
+      return;
+    }
+    if (group !== undefined) {
+      const list = this.groups.get(group);
+      if (list) {
+        list.push(h);
+        return;
+      }
+      this.groups.set(group, [h]);
+    }
+    this.run(h);
+  }
+
+  // ---- handling ----
+
+  private run(h: Held): void {
+    h.started = true;
+    let p: Promise<Disposition>;
+    try {
+      p = this.d.handler(h.message);
+    } catch (err) {
+      p = Promise.reject(err);
+    }
+    p.then(
+      (disp) => this.settle(h, disp),
+      (err: unknown) => {
+        this.d.logger.error({ err, source: this.d.source, messageId: h.id }, 'handler failed; releasing the message');
+        this.settle(h, { kind: 'release' });
+      },
+    );
+  }
+
+  /** The handler decided (or the adapter did, for early or rejected copies). */
+  private settle(h: Held, disp: Disposition, early = false): void {
+    this.held--;
+    this.wakeAll();
+    const goesBack = disp.kind === 'release' || (disp.kind === 'reject' && this.d.queue.redrive !== undefined);
+    const followers = this.nextInGroup(h, goesBack);
+    if (h.finished) {
+      // close() already gave it back.
+      this.d.logger.debug({ source: this.d.source, messageId: h.id, disposition: disp.kind }, 'decision came after close; the message was already released');
+      if (followers.length > 0) void this.releaseInOrder(followers);
+      return;
+    }
+    if (goesBack && followers.length > 0) {
+      // FIFO: the head goes back and what followed it must not overtake it, so all go back together, in order.
+      if (disp.kind === 'reject') this.d.rejected.add(h.id);
+      void this.releaseInOrder([h, ...followers]);
+      return;
+    }
+    h.finished = true;
+    this.track(this.apply(h, disp, early));
+    if (followers.length > 0) void this.releaseInOrder(followers);
+  }
+
+  /**
+   * FIFO: the group's head is decided. Starts the next message of the group,
+   * or returns the ones that must go back with it (head went back, or stopping).
+   */
+  private nextInGroup(h: Held, headGoesBack: boolean): Held[] {
+    if (h.group === undefined) return [];
+    const list = this.groups.get(h.group);
+    if (!list || list[0] !== h) return [];
+    list.shift();
+    if (list.length === 0) {
+      this.groups.delete(h.group);
+      return [];
+    }
+    if (headGoesBack || this.stopped || h.finished) {
+      this.groups.delete(h.group);
+      return list;
+    }
+    this.run(list[0] as Held);
+    return [];
+  }
+
+  private track(p: Promise<void>): void {
+    this.applying.add(p);
+    void p.finally(() => this.applying.delete(p));
+  }
+
+  private async apply(h: Held, disp: Disposition, early: boolean): Promise<void> {
+    const url = this.d.queue.url;
+    const label = { source: this.d.source, messageId: h.id };
+    try {
+      switch (disp.kind) {
+        case 'ack':
+          await this.d.deletes.add(url, h.receipt);
+          break;
+        case 'defer':
+          await this.defer(h, disp, early);
+          break;
+        case 'reject':
+          await h.lease.stop();
+          if (this.d.queue.redrive) {
+            this.d.rejected.add(h.id);
+            await this.d.visibility.add(url, { receiptHandle: h.receipt, seconds: 0 });
+          } else {
+            // No redrive policy: leave it invisible for the queue's timeout rather than spin on it.
+            this.d.logger.warn({ ...label, reason: disp.reason }, 'rejected, but the queue has no RedrivePolicy and no TURNOUT_DLQ is set: it comes back after the visibility timeout');
+          }
+          break;
+        case 'release':
+          await h.lease.stop();
+          await this.d.visibility.add(url, { receiptHandle: h.receipt, seconds: 0 });
+          break;
+      }
+    } catch (err) {
+      if (isStaleReceipt(err)) {
+        this.d.logger.warn({ ...label, err, disposition: disp.kind }, 'the message was handed out again before its outcome reached SQS; it may be handled twice');
+      } else {
+        this.d.logger.error({ ...label, err: classify(err, `applying ${disp.kind}`), disposition: disp.kind }, 'could not apply the outcome; SQS hands the message out again after its visibility timeout');
+      }
+    } finally {
+      await h.lease.stop();
+      this.unsettled.delete(h);
+    }
+  }
+
+  private async defer(h: Held, disp: Extract<Disposition, { kind: 'defer' }>, early: boolean): Promise<void> {
+    const delayMs = Math.max(0, disp.delayMs);
+    const dueAt = Date.now() + delayMs;
+    const { source: _source, redelivered: _redelivered, ...message } = h.message;
+    const copy: Message = { ...message, headers: disp.headers };
+    let delaySeconds = 0;
+    let notBefore: number | undefined;
+    if (this.d.queue.fifo) {
+      if (early) {
+        // Re-sending would only spin: hold this copy invisible until it is due (this pauses its group).
+        await h.lease.stop();
+        const seconds = Math.min(Math.ceil(delayMs / 1000), this.d.options.maxVisibilitySeconds - 1);
+        await this.d.visibility.add(this.d.queue.url, { receiptHandle: h.receipt, seconds });
+        return;
+      }
+      notBefore = delayMs > 0 ? dueAt : undefined;
+    } else {
+      delaySeconds = Math.min(MAX_DELAY_SECONDS, Math.ceil(delayMs / 1000));
+      notBefore = delayMs > MAX_DELAY_SECONDS * 1000 ? dueAt : undefined;
+    }
+    try {
+      await this.d.resend(this.d.queue, copy, { delaySeconds, notBefore, groupId: h.group });
+    } catch (err) {
+      // Without a new copy, keep the old one out of sight for the delay (its headers stay as they were).
+      this.d.logger.warn({ source: this.d.source, messageId: h.id, err }, 'deferral copy could not be sent; holding the message invisible instead');
+      await h.lease.stop();
+      const seconds = Math.min(Math.ceil(delayMs / 1000), this.d.options.maxVisibilitySeconds - 1);
+      await this.d.visibility.add(this.d.queue.url, { receiptHandle: h.receipt, seconds });
+      return;
+    }
+    await this.d.deletes.add(this.d.queue.url, h.receipt);
+  }
+
+  private async releaseInOrder(list: Held[]): Promise<void> {
+    // Later messages first: an emulator that puts released FIFO messages back at the head of their group then keeps the order.
+    const ps: Promise<void>[] = [];
+    for (const h of [...list].reverse()) {
+      if (h.finished) continue;
+      h.finished = true;
+      if (!h.started) {
+        // Never reached the handler: its slot is free now.
+        this.held--;
+        this.wakeAll();
+      }
+      await h.lease.stop();
+      ps.push(
+        this.d.visibility
+          .add(this.d.queue.url, { receiptHandle: h.receipt, seconds: 0 })
+          .catch((err: unknown) => this.d.logger.warn({ source: this.d.source, messageId: h.id, err }, 'could not release a message; it comes back after its visibility timeout'))
+          .finally(() => this.unsettled.delete(h)),
+      );
+    }
+    const all = Promise.all(ps).then(() => {});
+    this.track(all);
+    await all;
+  }
+}
