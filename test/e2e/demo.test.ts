@@ -1,0 +1,30 @@
+// The README's first command: `turnout demo` runs a whole rollout and must
+// account for every message.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { runTurnout } from '../support/process.ts';
+
+test('turnout demo: ramp, version switch, poison messages, and lost = 0', async () => {
+  const r = await runTurnout(['demo', '--messages', '300', '--rate', '300'], {}, 60_000);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const row = (label: string): number => {
+    const m = new RegExp(`^\\s+${label.replace(/[()]/g, '\\$&')}\\s+(\\d+)`, 'm').exec(r.stdout);
+    assert.ok(m, `row "${label}" missing:\n${r.stdout}`);
+    return Number(m[1]);
+  };
+  const produced = row('produced');
+  const blue = row('delivered to blue (v1 app)');
+  const green = row('delivered to green (v2 app)');
+  const dead = row('dead-lettered (orders.dead)');
+  assert.equal(produced, 300);
+  assert.equal(row('lost'), 0);
+  assert.equal(row('delivered by both apps'), 0);
+  assert.equal(row('delivered more than once'), 0);
+  assert.equal(blue + green + dead, produced, 'each message in exactly one final place');
+  assert.ok(green > 0 && blue > 0, 'both sides took traffic');
+  assert.ok(row('translated (deliveries)') > 0);
+  assert.ok(row('deferred (times)') > 0);
+  assert.ok(dead > 0, 'the poison messages were dead-lettered');
+  for (const marker of ['green weight 10%', 'green weight 50%', 'producer switches to v2', 'green weight 100%']) assert.ok(r.stdout.includes(marker), marker);
+});

@@ -1,0 +1,66 @@
+// Shutdown as DESIGN.md says: /readyz 503 at once, no new message taken,
+// in-flight messages finish (up to TURNOUT_DRAIN_TIMEOUT), exit 0 after a
+// clean drain; unfinished work goes back to the broker; a second signal is safe.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { startApp } from '../support/app.ts';
+import { publishVia, startTurnout } from '../support/process.ts';
+import { sleep, waitFor } from '../support/wait.ts';
+
+test('SIGTERM with slow in-flight work: readyz 503, in-flight finish, nothing new taken, exit 0', async () => {
+  const app = await startApp(() => ({ status: 200, delayMs: 1200 }));
+  const t = await startTurnout({ TURNOUT_SOURCE: 'in', TURNOUT_DLQ: 'dead', TURNOUT_APP_URL: app.url, TURNOUT_CONCURRENCY: '2', TURNOUT_DRAIN_TIMEOUT: '10000' });
+  try {
+    for (let i = 0; i < 6; i++) assert.equal((await publishVia(t.baseUrl, `{"i":${i}}`, { 'x-turnout-message-id': `d${i}` }, 'in')).status, 202);
+    await waitFor('two in flight', () => app.active() === 2);
+    t.child.kill('SIGTERM');
+    await waitFor('readyz 503', async () => (await fetch(`${t.baseUrl}/readyz`)).status === 503, 2000);
+    const r = await fetch(`${t.baseUrl}/readyz`);
+    assert.deepEqual(await r.json(), { status: 'not ready', reason: 'draining' });
+    const metrics = await (await fetch(`${t.baseUrl}/metrics`)).text();
+    assert.match(metrics, /turnout_draining 1/);
+    // a second signal does not cut the drain short
+    t.child.kill('SIGTERM');
+    assert.equal(await t.exited, 0);
+    assert.equal(app.accepted.size, 2, 'exactly the two in-flight messages finished');
+    assert.equal(app.deliveries.length, 2, 'no new message was taken after SIGTERM');
+    assert.ok(t.logs().some((l) => l.msg === 'already draining; waiting for in-flight messages (TURNOUT_DRAIN_TIMEOUT)'));
+    assert.ok(t.logs().some((l) => l.msg === 'drained: every in-flight message finished'));
+    // the other four stayed on the (embedded) broker; it says so as it ends
+    const held = t.logs().find((l) => l.msg === 'the embedded broker still held messages; they end with this process');
+    assert.equal(held?.heldInMemory, 4);
+  } finally {
+    await t.kill();
+    await app.close();
+  }
+});
+
+test('drain deadline passes: unfinished messages go back unacknowledged, exit 1', async () => {
+  const app = await startApp(() => ({ status: 200, delayMs: 5000 }));
+  const t = await startTurnout({ TURNOUT_SOURCE: 'in', TURNOUT_DLQ: 'dead', TURNOUT_APP_URL: app.url, TURNOUT_CONCURRENCY: '3', TURNOUT_DRAIN_TIMEOUT: '300' });
+  try {
+    for (let i = 0; i < 3; i++) await publishVia(t.baseUrl, `{"i":${i}}`, {}, 'in');
+    await waitFor('three in flight', () => app.active() === 3);
+    const started = Date.now();
+    const code = await t.stop('SIGINT');
+    assert.equal(code, 1);
+    assert.ok(Date.now() - started < 4000, 'did not wait for the slow app');
+    assert.equal(app.accepted.size, 0);
+    const stopped = t.logs().find((l) => l.msg === 'stopped');
+    assert.deepEqual({ clean: stopped?.clean, released: stopped?.released }, { clean: false, released: 3 });
+    const held = t.logs().find((l) => l.msg === 'the embedded broker still held messages; they end with this process');
+    assert.equal(held?.heldInMemory, 3, 'the three are back on the broker, not acknowledged');
+  } finally {
+    await t.kill();
+    await app.close();
+  }
+});
+
+test('idle process exits 0 at once on SIGTERM', async () => {
+  const t = await startTurnout({});
+  const started = Date.now();
+  assert.equal(await t.stop('SIGTERM'), 0);
+  assert.ok(Date.now() - started < 3000);
+  await sleep(0);
+});
