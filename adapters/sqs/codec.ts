@@ -182,7 +182,7 @@ export function decode(m: SqsMessage, source: string): Decoded {
     if (name === META_ATTRIBUTE && meta !== undefined) continue;
     headers[name.toLowerCase()] = attributeText(v);
   }
-  if (meta?.headers) Object.assign(headers, meta.headers);
+  if (meta?.headers) for (const [k, v] of Object.entries(meta.headers)) headers[k.toLowerCase()] = v;
 
   const bodyText = m.Body ?? '';
   let payload: Buffer;
