@@ -1,0 +1,233 @@
+// The Kafka adapter (kafkajs).
+//
+// One producer (acks from all in-sync replicas, idempotent unless turned off,
+// never creates topics) for publishes and deferred copies; one admin client
+// for lag and the deferral topic; one consumer per consumed source, in the
+// source's consumer group, subscribed to the source and to the deferral topic
+// turnout owns for it (adapters/kafka/subscription.ts). Kafka has no
+// dead-letter mechanism of its own, so TURNOUT_DLQ is required (config/load.ts).
+
+import { Kafka, Partitioners, type Admin, type Producer } from 'kafkajs';
+import { expandTarget } from '../config/load.ts';
+import type { Logger } from '../src/log.ts';
+import {
+  BrokerError,
+  type BrokerAdapter,
+  type ConsumeOptions,
+  type Handler,
+  type Message,
+  type QueueDepth,
+  type Subscription,
+} from './broker.ts';
+import type { AdapterContext } from './index.ts';
+import { kafkaSettings, type KafkaSettings } from './kafka/client.ts';
+import { classify, codeOf } from './kafka/errors.ts';
+import { toRecord } from './kafka/records.ts';
+import { KafkaSubscription } from './kafka/subscription.ts';
+
+/** How often reachability is checked while nothing else talks to the broker (drives isUp). */
+const PROBE_MS = 10_000;
+
+export function create(ctx: AdapterContext): BrokerAdapter {
+  const logger = ctx.logger.child({ broker: 'kafka' });
+  return new KafkaBroker(kafkaSettings(ctx.config, logger), logger, ctx.config.group);
+}
+
+export class KafkaBroker implements BrokerAdapter {
+  readonly kind = 'kafka';
+  readonly nativeDeadLetter = false;
+  private readonly s: KafkaSettings;
+  private readonly log: Logger;
+  private readonly groupTemplate: string;
+  private readonly kafka: Kafka;
+  private producer: Producer | undefined;
+  private admin: Admin | undefined;
+  private connected = false;
+  private closed = false;
+  private reachable = true;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private probing = false;
+  /** Topics seen to exist: the probe asks for one of them (never for all topics). */
+  private readonly known = new Set<string>();
+  /** Latest subscription per source: its group is the one whose lag depth() reports. */
+  private readonly subs = new Map<string, KafkaSubscription>();
+  private readonly allSubs = new Set<KafkaSubscription>();
+
+  constructor(settings: KafkaSettings, logger: Logger, groupTemplate = 'turnout-{source}') {
+    this.s = settings;
+    this.log = logger;
+    this.groupTemplate = groupTemplate;
+    this.kafka = new Kafka(settings.client);
+  }
+
+  async connect(): Promise<void> {
+    if (this.closed) throw new BrokerError('unavailable', 'kafka adapter is closed');
+    const producer = this.kafka.producer({
+      idempotent: this.s.idempotent,
+      allowAutoTopicCreation: false,
+      // Java-compatible key hashing: a key lands on the partition a Java producer would pick.
+      createPartitioner: Partitioners.DefaultPartitioner,
+      // The idempotent default is to retry forever; turnout needs publish() to answer.
+      retry: { initialRetryTime: 100, maxRetryTime: 3000, retries: 5 },
+    });
+    const admin = this.kafka.admin();
+    try {
+      await producer.connect();
+      await admin.connect();
+    } catch (err) {
+      await producer.disconnect().catch(() => {});
+      await admin.disconnect().catch(() => {});
+      throw classify(err, `connect to kafka ${this.s.client.brokers.toString()}`);
+    }
+    this.producer = producer;
+    this.admin = admin;
+    this.connected = true;
+    this.reachable = true;
+    this.probeTimer = setInterval(() => void this.probe(), PROBE_MS);
+    this.probeTimer.unref();
+    this.log.info({ brokers: this.s.client.brokers, idempotent: this.s.idempotent }, 'connected to kafka');
+  }
+
+  isUp(): boolean {
+    if (!this.connected || this.closed || !this.reachable) return false;
+    for (const sub of this.allSubs) if (!sub.isHealthy()) return false;
+    return true;
+  }
+
+  private async probe(): Promise<void> {
+    const topic = this.known.values().next().value;
+    if (this.probing || !this.admin || topic === undefined) return;
+    this.probing = true;
+    try {
+      await this.admin.fetchTopicMetadata({ topics: [topic] });
+      if (!this.reachable) this.log.info('kafka is reachable again');
+      this.reachable = true;
+    } catch (err) {
+      const e = classify(err, 'kafka reachability check');
+      if (e.code === 'unavailable') {
+        if (this.reachable) this.log.warn({ err: e }, 'kafka is not reachable');
+        this.reachable = false;
+      } else if (e.code === 'unknown-queue') {
+        this.known.delete(topic);
+      }
+    } finally {
+      this.probing = false;
+    }
+  }
+
+  async consume(source: string, handler: Handler, options: ConsumeOptions): Promise<Subscription> {
+    if (!this.connected || this.closed) throw new BrokerError('unavailable', 'kafka adapter is not connected');
+    const deferTopic = expandTarget(this.s.deferTopic, source);
+    const partitions = await this.partitionCount(source);
+    await this.ensureDeferTopic(deferTopic, partitions);
+    const sub = new KafkaSubscription({
+      kafka: this.kafka,
+      source,
+      deferTopic,
+      group: options.group ?? expandTarget(this.groupTemplate, source),
+      prefetch: Math.max(1, options.prefetch),
+      handler,
+      defer: (topic, message, notBefore) => this.send(topic, message, notBefore),
+      sessionTimeoutMs: this.s.sessionTimeoutMs,
+      logger: this.log,
+    });
+    await sub.start();
+    this.subs.set(source, sub);
+    this.allSubs.add(sub);
+    this.known.add(source);
+    this.log.info({ source, deferTopic, group: sub.group, prefetch: options.prefetch }, 'consuming kafka topic');
+    return sub;
+  }
+
+  private async partitionCount(topic: string): Promise<number> {
+    const admin = this.admin as Admin;
+    try {
+      const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+      return topics[0]?.partitions.length ?? 1;
+    } catch (err) {
+      const e = classify(err, `topic ${topic}`);
+      if (e.code === 'unknown-queue') throw new BrokerError('unknown-queue', `kafka topic ${topic} does not exist`, { cause: err });
+      throw e;
+    }
+  }
+
+  /** The deferral topic is turnout's own: created like the source (same partition count) when missing. */
+  private async ensureDeferTopic(topic: string, partitions: number): Promise<void> {
+    const admin = this.admin as Admin;
+    try {
+      await admin.fetchTopicMetadata({ topics: [topic] });
+      return;
+    } catch (err) {
+      if (codeOf(err) !== 'unknown-queue') throw classify(err, `deferral topic ${topic}`);
+    }
+    try {
+      await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
+      this.log.info({ topic, partitions }, 'created the kafka deferral topic');
+    } catch (err) {
+      const e = classify(err, `create deferral topic ${topic}`);
+      throw new BrokerError(e.code === 'forbidden' ? 'forbidden' : 'unavailable',
+        `kafka deferral topic ${topic} does not exist and could not be created (${e.message}); create it with ${partitions} partitions or set TURNOUT_KAFKA_DEFER_TOPIC`,
+        { cause: err });
+    }
+  }
+
+  async publish(queue: string, message: Message): Promise<void> {
+    await this.send(queue, message);
+  }
+
+  private async send(topic: string, message: Message, notBefore?: number): Promise<void> {
+    const producer = this.producer;
+    if (!producer || this.closed) throw new BrokerError('unavailable', 'kafka adapter is not connected');
+    try {
+      await producer.send({ topic, acks: -1, timeout: 30_000, messages: [toRecord(message, notBefore)] });
+    } catch (err) {
+      throw classify(err, `publish to ${topic}`);
+    }
+    this.known.add(topic);
+    this.reachable = true;
+  }
+
+  async depth(queue: string): Promise<QueueDepth> {
+    if (!this.admin || this.closed) throw new BrokerError('unavailable', 'kafka adapter is not connected');
+    const sub = this.subs.get(queue);
+    const group = sub?.group ?? expandTarget(this.groupTemplate, queue);
+    let depth = await this.lag(queue, group);
+    // Deferred messages wait too, on the deferral topic, in the same group.
+    if (sub) depth += await this.lag(sub.deferTopic, group).catch(() => 0);
+    let inflight = 0;
+    for (const s of this.allSubs) if (s.source === queue) inflight += s.inflight;
+    return { queue, depth, inflight };
+  }
+
+  /** Messages after the group's committed offsets (from the start of the log when it has none). */
+  private async lag(topic: string, group: string): Promise<number> {
+    const admin = this.admin as Admin;
+    try {
+      const ends = await admin.fetchTopicOffsets(topic);
+      const [committed] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+      let total = 0n;
+      for (const end of ends) {
+        const high = BigInt(end.high);
+        const low = BigInt(end.low);
+        const at = committed?.partitions.find((p) => p.partition === end.partition)?.offset;
+        let from = at === undefined ? -1n : BigInt(at);
+        if (from < low) from = low;
+        if (high > from) total += high - from;
+      }
+      return Number(total);
+    } catch (err) {
+      throw classify(err, `lag of ${topic} for group ${group}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.probeTimer) clearInterval(this.probeTimer);
+    await Promise.all([...this.allSubs].map((s) => s.close().catch((err: unknown) => this.log.warn({ err }, 'closing a kafka subscription failed'))));
+    await this.producer?.disconnect().catch(() => {});
+    await this.admin?.disconnect().catch(() => {});
+    this.connected = false;
+    this.log.info('disconnected from kafka');
+  }
+}
