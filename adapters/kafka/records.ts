@@ -11,6 +11,14 @@ export const CONTENT_TYPE_HEADER = 'content-type';
 /** Epoch milliseconds before which a record on a deferral topic is not handed out. */
 export const NOT_BEFORE_HEADER = 'x-turnout-not-before';
 
+/**
+ * Where a consumed record sat in its source topic. Set on every message read
+ * from a source (the topic is x-turnout-source), kept on its deferred copies,
+ * so a dead-lettered message names the original record.
+ */
+export const PARTITION_HEADER = 'x-turnout-kafka-partition';
+export const OFFSET_HEADER = 'x-turnout-kafka-offset';
+
 const OWNED = new Set([ID_HEADER, CONTENT_TYPE_HEADER, NOT_BEFORE_HEADER]);
 
 export function toRecord(message: Message, notBefore?: number): KafkaRecord {

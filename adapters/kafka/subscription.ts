@@ -21,7 +21,7 @@ import type { Logger } from '../../src/log.ts';
 import type { Disposition, Handler, Message, Received, Subscription } from '../broker.ts';
 import { classify, isRebalance } from './errors.ts';
 import { PartitionWork, partitionKey, type Rec } from './partition.ts';
-import { fromRecord } from './records.ts';
+import { fromRecord, OFFSET_HEADER, PARTITION_HEADER } from './records.ts';
 
 export interface SubscriptionOptions {
   kafka: Kafka;
@@ -161,6 +161,10 @@ export class KafkaSubscription implements Subscription {
       const offset = BigInt(record.offset);
       if (p.fetchNext !== undefined && offset < p.fetchNext) continue; // already buffered
       const decoded = fromRecord(batch.topic, batch.partition, record);
+      if (!p.deferral) {
+        decoded.message.headers[PARTITION_HEADER] = String(batch.partition);
+        decoded.message.headers[OFFSET_HEADER] = record.offset;
+      }
       const rec: Rec = {
         offset,
         message: decoded.message,
