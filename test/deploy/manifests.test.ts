@@ -331,7 +331,7 @@ describe('k8s manifests', () => {
       }
     }
     for (const secret of EXTERNAL_SECRETS) {
-      assert.ok(guide.includes(`kubectl create secret generic ${secret}`), `docs/kubernetes.md must show how to create Secret ${secret}`);
+      assert.match(guide, new RegExp(`kubectl (-n \\S+ )?create secret generic ${secret} `), `docs/kubernetes.md must show how to create Secret ${secret}`);
     }
   });
 

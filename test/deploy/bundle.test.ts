@@ -1,0 +1,329 @@
+// The container image without a container engine: scripts/build-bundle.sh
+// replays the Dockerfile (its stages, COPY, RUN npm ci / npm run build /
+// npm ci --omit=dev) into a clean temporary folder, and this test runs the
+// result the way the image would: ENTRYPOINT + CMD from the Dockerfile, in
+// its WORKDIR, with its ENV. It checks what the image holds (production
+// dependencies only, compiled output, no sources), then `--help`, `check`,
+// and a short `run` on the embedded broker with one message published over
+// HTTP and delivered to a small HTTP app, then SIGTERM and a clean exit.
+// The Dockerfile is parsed here too, so that what it copies, where it runs
+// and how it is health-checked are asserted against the bundle, not assumed.
+
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { envName, schema } from '../../config/schema.ts';
+import { startApp, type TestApp } from '../support/app.ts';
+import { waitFor } from '../support/wait.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+// --- the Dockerfile, as data ------------------------------------------------------
+interface Instruction {
+  op: string;
+  args: string;
+  stage: number;
+}
+
+function parseDockerfile(text: string): { instructions: Instruction[]; stages: { image: string; name?: string }[] } {
+  const lines: string[] = [];
+  let current = '';
+  for (const raw of text.split('\n')) {
+    if (/^\s*#/.test(raw) || (current === '' && raw.trim() === '')) continue;
+    if (/\\\s*$/.test(raw)) {
+      current += raw.replace(/\\\s*$/, ' ');
+      continue;
+    }
+    lines.push(current + raw);
+    current = '';
+  }
+  const instructions: Instruction[] = [];
+  const stages: { image: string; name?: string }[] = [];
+  for (const line of lines) {
+    const m = /^\s*(\w+)\s+(.*)$/.exec(line);
+    assert.ok(m, `cannot read Dockerfile line: ${line}`);
+    const op = m[1]!.toUpperCase();
+    const args = m[2]!.trim();
+    if (op === 'FROM') {
+      const f = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(args);
+      assert.ok(f, `FROM ${args}`);
+      stages.push(f[2] !== undefined ? { image: f[1]!, name: f[2] } : { image: f[1]! });
+    }
+    instructions.push({ op, args, stage: stages.length - 1 });
+  }
+  return { instructions, stages };
+}
+
+const dockerfileText = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+const { instructions, stages } = parseDockerfile(dockerfileText);
+const finalStage = stages.length - 1;
+const inFinal = (op: string): Instruction[] => instructions.filter((i) => i.stage === finalStage && i.op === op);
+const one = (op: string): Instruction => {
+  const found = inFinal(op);
+  assert.equal(found.length, 1, `the final stage has one ${op}`);
+  return found[0]!;
+};
+const jsonArray = (s: string): string[] => {
+  const v = JSON.parse(s) as unknown;
+  assert.ok(Array.isArray(v) && v.every((x) => typeof x === 'string'), `exec form expected: ${s}`);
+  return v as string[];
+};
+const globalArgs = new Map<string, string>();
+for (const i of instructions.filter((x) => x.op === 'ARG' && x.stage === -1)) {
+  const [k, v] = i.args.split('=');
+  if (k !== undefined && v !== undefined) globalArgs.set(k.trim(), v.trim());
+}
+const expandArgs = (s: string): string => s.replace(/\$\{?(\w+)\}?/g, (_, n: string) => globalArgs.get(n) ?? '');
+
+const entrypoint = jsonArray(one('ENTRYPOINT').args);
+const cmd = jsonArray(one('CMD').args);
+const workdir = one('WORKDIR').args;
+const finalEnv: Record<string, string> = {};
+for (const i of inFinal('ENV')) {
+  for (const kv of i.args.split(/\s+/)) {
+    const [k, ...v] = kv.split('=');
+    if (k !== undefined) finalEnv[k] = v.join('=');
+  }
+}
+const healthcheck = (() => {
+  const h = one('HEALTHCHECK').args;
+  const m = /\bCMD\s+(\[.*\])\s*$/.exec(h);
+  assert.ok(m, `HEALTHCHECK must use the exec form: ${h}`);
+  return jsonArray(m[1]!);
+})();
+
+/** Sources each COPY takes from the build context (not from another stage). */
+const contextCopies = instructions
+  .filter((i) => i.op === 'COPY' && !/--from=/.test(i.args))
+  .flatMap((i) => {
+    const words = i.args.split(/\s+/).filter((w) => !w.startsWith('--'));
+    return words.slice(0, -1);
+  });
+/** Top-level entries the final stage puts into its WORKDIR. */
+const finalEntries = inFinal('COPY').flatMap((i) => {
+  const words = i.args.split(/\s+/).filter((w) => !w.startsWith('--'));
+  const dest = words[words.length - 1]!;
+  const sources = words.slice(0, -1);
+  if (dest === './' || dest === '.') return sources.map((s) => s.replace(/\/$/, '').split('/').pop()!);
+  return [dest.replace(/^\.\//, '').replace(/\/$/, '').split('/')[0]!];
+});
+
+// --- running the bundle ---------------------------------------------------------------
+let bundle = '';
+let buildSeconds = 0;
+const cleanEnv = (): Record<string, string> => {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    // NODE_ENV comes from the Dockerfile's ENV; NODE_EXTRA_CA_CERTS and the like stay (npm needs them).
+    if (v === undefined || k.startsWith('TURNOUT_') || k === 'NODE_ENV' || k === 'NODE_OPTIONS') continue;
+    env[k] = v;
+  }
+  return env;
+};
+/** The image's ENTRYPOINT with these arguments, in its WORKDIR, with its ENV. */
+const imageCommand = (args: string[]): { file: string; argv: string[] } => {
+  assert.equal(entrypoint[0], 'node', 'the entrypoint runs node directly (PID 1 gets the signals)');
+  return { file: process.execPath, argv: [...entrypoint.slice(1), ...args] };
+};
+function runImage(args: string[], env: Record<string, string> = {}): { code: number | null; stdout: string; stderr: string } {
+  const c = imageCommand(args);
+  const r = spawnSync(c.file, c.argv, { cwd: bundle, env: { ...cleanEnv(), ...finalEnv, ...env }, encoding: 'utf8', timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('container image (Dockerfile replayed by scripts/build-bundle.sh)', () => {
+  before(() => {
+    const parent = mkdtempSync(join(tmpdir(), 'turnout-image-'));
+    bundle = join(parent, 'app');
+    // The bundle must not resolve packages from anywhere but its own node_modules.
+    for (let d = parent; d !== dirname(d); d = dirname(d)) {
+      assert.ok(!existsSync(join(d, 'node_modules')), `${d}/node_modules would leak into the bundle's module resolution`);
+    }
+    const t0 = Date.now();
+    const r = spawnSync('bash', [join(ROOT, 'scripts/build-bundle.sh'), bundle], { encoding: 'utf8', timeout: 240_000, env: cleanEnv() });
+    buildSeconds = (Date.now() - t0) / 1000;
+    assert.equal(r.status, 0, `build-bundle.sh failed:\n${r.stdout}\n${r.stderr}`);
+  });
+  after(() => {
+    if (bundle !== '') rmSync(dirname(bundle), { recursive: true, force: true });
+  });
+
+  test('the Dockerfile: Node 24 slim stages, non-root numeric user, SIGTERM, exec-form entrypoint, health check on /healthz', () => {
+    assert.ok(stages.length >= 2, 'multi-stage');
+    for (const s of stages) assert.equal(expandArgs(s.image), 'node:24-slim');
+    const user = one('USER').args;
+    assert.match(user, /^\d+(:\d+)?$/, 'a numeric USER, so runAsNonRoot can verify it');
+    assert.notEqual(Number(user.split(':')[0]), 0, 'not root');
+    assert.equal(one('STOPSIGNAL').args, 'SIGTERM');
+    assert.deepEqual(entrypoint.slice(0, 2), ['node', 'dist/src/cli.js']);
+    assert.deepEqual(cmd, ['run']);
+    assert.equal(healthcheck[0], 'node');
+    assert.ok(healthcheck.some((a) => a.includes('/healthz')), 'HEALTHCHECK probes /healthz');
+    assert.equal(one('EXPOSE').args, schema.port.default);
+    // The runtime's dependencies are installed without devDependencies.
+    const installs = instructions.filter((i) => i.op === 'RUN' && /\bnpm ci\b/.test(i.args));
+    const runtimeDeps = installs.filter((i) => /--omit=dev/.test(i.args));
+    assert.equal(runtimeDeps.length, 1, 'one npm ci --omit=dev');
+    assert.equal(inFinal('RUN').length, 0, 'the final stage only copies: nothing installed or built there');
+  });
+
+  test('.dockerignore allows exactly what the Dockerfile copies from the context', () => {
+    const lines = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.replace(/#.*/, '').trim()).filter((l) => l !== '');
+    assert.equal(lines[0], '*', 'an allowlist');
+    const allowed = lines.slice(1).map((l) => l.replace(/^!/, '').replace(/\/$/, ''));
+    const copied = [...new Set(contextCopies.map((c) => c.replace(/^\.\//, '').replace(/\/$/, '')))];
+    assert.deepEqual([...copied].sort(), [...allowed].sort());
+  });
+
+  test('the bundle holds exactly what the final stage copies: package.json, production node_modules, compiled dist', () => {
+    assert.deepEqual(readdirSync(bundle).sort(), [...new Set(finalEntries)].sort());
+    const pkg = JSON.parse(readFileSync(join(bundle, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+    for (const dep of Object.keys(pkg.dependencies)) assert.ok(existsSync(join(bundle, 'node_modules', dep, 'package.json')), `dependency ${dep} is missing`);
+    for (const dev of Object.keys(pkg.devDependencies)) assert.ok(!existsSync(join(bundle, 'node_modules', dev)), `devDependency ${dev} is in the image`);
+    // Every TypeScript source the build stage copied is compiled, and no source is shipped.
+    const walk = (d: string): string[] => readdirSync(d).flatMap((n) => (statSync(join(d, n)).isDirectory() ? walk(join(d, n)) : [join(d, n)]));
+    const shipped = walk(join(bundle, 'dist')).map((f) => relative(join(bundle, 'dist'), f));
+    assert.deepEqual(shipped.filter((f) => !f.endsWith('.js')), [], 'only JavaScript in dist/');
+    const sourceDirs = contextCopies.filter((c) => existsSync(join(ROOT, c)) && statSync(join(ROOT, c)).isDirectory());
+    assert.deepEqual(sourceDirs.sort(), ['adapters', 'config', 'src']);
+    for (const dir of sourceDirs) {
+      for (const f of walk(join(ROOT, dir)).filter((x) => x.endsWith('.ts') && !x.endsWith('.d.ts'))) {
+        const js = relative(ROOT, f).replace(/\.ts$/, '.js');
+        assert.ok(shipped.includes(js), `${relative(ROOT, f)} was not compiled into dist/${js}`);
+      }
+    }
+    const mib = (p: string): string => (Number(spawnSync('du', ['-sk', p], { encoding: 'utf8' }).stdout.split('\t')[0]) / 1024).toFixed(1);
+    const sizes = ['.', 'node_modules', 'dist'].map((p) => `${p === '.' ? 'total' : p} ${mib(join(bundle, p))} MiB`);
+    process.stdout.write(`# bundle built in ${buildSeconds.toFixed(1)} s: ${sizes.join(', ')}\n`);
+  });
+
+  test('turnout --help lists every variable', () => {
+    const r = runImage(['--help']);
+    assert.equal(r.code, 0, r.stderr);
+    for (const spec of Object.values(schema)) assert.ok(r.stdout.includes(envName(spec.flag)), `--help does not list ${envName(spec.flag)}`);
+  });
+
+  test('turnout check validates the translators of k8s/base for a v1 app', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'turnout-check-'));
+    try {
+      // The translators the manifests ship, as a file like the mounted ConfigMap.
+      const cm = readFileSync(join(ROOT, 'k8s/base/translators-configmap.yaml'), 'utf8');
+      const body = /translators\.yaml: \|\n((?: {4}.*\n?)+)/.exec(cm);
+      assert.ok(body, 'translators.yaml block in the ConfigMap');
+      const file = join(dir, 'translators.yaml');
+      writeFileSync(file, body[1]!.replace(/^ {4}/gm, ''));
+      const r = runImage(['check'], { TURNOUT_BROKER: 'memory', TURNOUT_SOURCE: 'orders', TURNOUT_APP_URL: 'http://127.0.0.1:8080/', TURNOUT_DLQ: 'orders.dlq', TURNOUT_ACCEPT: '1', TURNOUT_TRANSLATORS: file });
+      assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stdout, /v2\s+translate via 2->1/);
+      assert.match(r.stdout, /v1\s+pass/);
+      const bad = runImage(['check'], { TURNOUT_PORT: 'tcp://10.0.0.1:8787' });
+      assert.equal(bad.code, 2, 'a Kubernetes service-link value is refused at start');
+      assert.match(bad.stderr, /enableServiceLinks/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  describe('turnout run on the embedded broker', () => {
+    let app: TestApp;
+    before(async () => {
+      app = await startApp(() => 200);
+    });
+    after(async () => {
+      await app.close();
+    });
+
+    test('a message published over HTTP is delivered once to the app; health check, metrics, SIGTERM and exit 0', async () => {
+      const c = imageCommand(cmd);
+      const child = spawn(c.file, c.argv, {
+        cwd: bundle,
+        env: { ...cleanEnv(), ...finalEnv, TURNOUT_BROKER: 'memory', TURNOUT_SOURCE: 'orders', TURNOUT_APP_URL: app.url, TURNOUT_DLQ: 'orders.dlq', TURNOUT_PORT: '0', TURNOUT_HOST: '127.0.0.1', TURNOUT_LOG_LEVEL: 'info' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+      try {
+        const logs = (): Record<string, unknown>[] => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+        const port = await waitFor('the bundle to listen', () => {
+          const l = logs().find((x) => x.msg === 'HTTP listening');
+          return l ? Number(l.port) : undefined;
+        }, 20_000).catch((err: unknown) => assert.fail(`${String(err)}\n${out}`));
+        const base = `http://127.0.0.1:${port}`;
+        await waitFor('ready', async () => (await fetch(`${base}/readyz`)).status === 200, 10_000);
+
+        // The Dockerfile's own HEALTHCHECK command, as Docker would run it inside the container.
+        const health = spawnSync(process.execPath, healthcheck.slice(1), { env: { ...cleanEnv(), TURNOUT_PORT: String(port) }, encoding: 'utf8', timeout: 10_000 });
+        assert.equal(health.status, 0, `HEALTHCHECK failed: ${health.stderr}`);
+
+        const id = `bundle-${Date.now()}`;
+        const res = await fetch(`${base}/v1/publish/orders`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-turnout-message-id': id, 'x-schema-version': '1' },
+          body: JSON.stringify({ id, customer: { id: 'c-1' } }),
+        });
+        assert.equal(res.status, 202, await res.text());
+        await waitFor(`delivery of ${id}`, () => app.accepted.has(id), 10_000);
+        const got = app.accepted.get(id) ?? [];
+        assert.equal(got.length, 1, 'delivered exactly once');
+        assert.deepEqual(JSON.parse(got[0]!.body.toString('utf8')), { id, customer: { id: 'c-1' } });
+        assert.equal(got[0]!.headers['x-turnout-source'], 'orders');
+        // Account for it everywhere: acknowledged at the source, nothing dead-lettered.
+        const depth = async (q: string): Promise<{ depth: number; inflight: number }> => (await (await fetch(`${base}/v1/queues/${q}`)).json()) as { depth: number; inflight: number };
+        await waitFor('the source to be settled', async () => {
+          const d = await depth('orders');
+          return d.depth === 0 && d.inflight === 0;
+        }, 5_000);
+        assert.equal((await depth('orders.dlq')).depth, 0);
+        const metrics = await (await fetch(`${base}/metrics`)).text();
+        assert.match(metrics, /^turnout_messages_delivered_total\{source="orders"\} 1$/m);
+        assert.match(metrics, /^turnout_messages_received_total\{source="orders",version="1"\} 1$/m);
+        assert.equal(app.deliveries.length, 1, 'the app saw one request in all');
+
+        child.kill('SIGTERM');
+        const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running 10 s after SIGTERM'), 10_000).unref())]);
+        assert.equal(code, 0, out);
+        assert.ok(logs().some((l) => l.msg === 'drained: every in-flight message finished'), out);
+        // And the health check now fails, as it should for a stopped container.
+        const down = spawnSync(process.execPath, healthcheck.slice(1), { env: { ...cleanEnv(), TURNOUT_PORT: String(port) }, encoding: 'utf8', timeout: 10_000 });
+        assert.equal(down.status, 1);
+      } finally {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    });
+  });
+});
+
+describe('scripts/build-bundle.sh refuses what it cannot replay', () => {
+  const attempt = (dockerfile: string): { code: number | null; stderr: string } => {
+    const dir = mkdtempSync(join(tmpdir(), 'turnout-df-'));
+    try {
+      writeFileSync(join(dir, 'Dockerfile'), dockerfile);
+      const r = spawnSync('bash', [join(ROOT, 'scripts/build-bundle.sh'), join(dir, 'out')], { encoding: 'utf8', env: { ...cleanEnv(), TURNOUT_DOCKERFILE: join(dir, 'Dockerfile') }, timeout: 60_000 });
+      return { code: r.status, stderr: r.stderr };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  test('an instruction it does not know (ADD) stops it', () => {
+    const r = attempt('FROM node:24-slim\nWORKDIR /app\nADD https://example.com/x.tgz /app/\n');
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /instruction ADD is not supported/);
+  });
+  test('a COPY of something .dockerignore excludes stops it, as the file would be missing in a real build', () => {
+    const r = attempt('FROM node:24-slim\nWORKDIR /app\nCOPY test ./test\n');
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /COPY test: excluded by \.dockerignore/);
+  });
+  test('a base image that is not Node 24 stops it', () => {
+    const r = attempt('FROM node:20-slim\nWORKDIR /app\n');
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /not a node:24 image/);
+  });
+});
