@@ -8,7 +8,7 @@ import { createLogger } from '../../../src/log.ts';
 import type { MockCluster } from './cluster.ts';
 
 /** Session timeout for tests: the mock holds a rebalance for session timeout − 1 s. */
-export const SESSION_TIMEOUT_MS = 6000;
+export const SESSION_TIMEOUT_MS = 4000;
 
 /**
  * TURNOUT_* settings for the mock cluster. The mock reports no controller
