@@ -10,8 +10,10 @@
 // and how it is health-checked are asserted against the bundle, not assumed.
 
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -135,6 +137,56 @@ function runImage(args: string[], env: Record<string, string> = {}): { code: num
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+interface RunningImage {
+  child: ChildProcess;
+  port: number;
+  base: string;
+  out(): string;
+  logs(): Record<string, unknown>[];
+  /** The exit code, or a failure after ms. */
+  exitWithin(ms: number): Promise<number | string>;
+  kill(): Promise<void>;
+}
+
+/** The image's default command (ENTRYPOINT + CMD) with these variables, ready. */
+async function startImage(env: Record<string, string>): Promise<RunningImage> {
+  const c = imageCommand(cmd);
+  const child = spawn(c.file, c.argv, {
+    cwd: bundle,
+    env: { ...cleanEnv(), ...finalEnv, TURNOUT_PORT: '0', TURNOUT_HOST: '127.0.0.1', TURNOUT_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const logs = (): Record<string, unknown>[] => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const kill = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  };
+  try {
+    const port = await waitFor('the bundle to listen', (): number | undefined => {
+      if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}`);
+      const l = logs().find((x) => x.msg === 'HTTP listening');
+      return l ? Number(l.port) : undefined;
+    }, 20_000) as number; // waitFor returns only a truthy value
+    const base = `http://127.0.0.1:${port}`;
+    await waitFor('ready', async () => (await fetch(`${base}/readyz`)).status === 200, 10_000);
+    return {
+      child, port, base, out: () => out, logs, kill,
+      exitWithin: (ms) => Promise.race([exited, new Promise<string>((r) => setTimeout(() => r(`still running ${ms} ms after the signal`), ms).unref())]),
+    };
+  } catch (err) {
+    await kill();
+    throw new Error(`${String(err)}\n--- output ---\n${out}`);
+  }
+}
+
+async function depth(base: string, q: string): Promise<{ depth: number; inflight: number }> {
+  return (await (await fetch(`${base}/v1/queues/${q}`)).json()) as { depth: number; inflight: number };
+}
+
 describe('container image (Dockerfile replayed by scripts/build-bundle.sh)', () => {
   before(() => {
     const parent = mkdtempSync(join(tmpdir(), 'turnout-image-'));
@@ -238,27 +290,11 @@ describe('container image (Dockerfile replayed by scripts/build-bundle.sh)', () 
     });
 
     test('a message published over HTTP is delivered once to the app; health check, metrics, SIGTERM and exit 0', async () => {
-      const c = imageCommand(cmd);
-      const child = spawn(c.file, c.argv, {
-        cwd: bundle,
-        env: { ...cleanEnv(), ...finalEnv, TURNOUT_BROKER: 'memory', TURNOUT_SOURCE: 'orders', TURNOUT_APP_URL: app.url, TURNOUT_DLQ: 'orders.dlq', TURNOUT_PORT: '0', TURNOUT_HOST: '127.0.0.1', TURNOUT_LOG_LEVEL: 'info' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-      const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+      const t = await startImage({ TURNOUT_BROKER: 'memory', TURNOUT_SOURCE: 'orders', TURNOUT_APP_URL: app.url, TURNOUT_DLQ: 'orders.dlq' });
       try {
-        const logs = (): Record<string, unknown>[] => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-        const port = await waitFor('the bundle to listen', () => {
-          const l = logs().find((x) => x.msg === 'HTTP listening');
-          return l ? Number(l.port) : undefined;
-        }, 20_000).catch((err: unknown) => assert.fail(`${String(err)}\n${out}`));
-        const base = `http://127.0.0.1:${port}`;
-        await waitFor('ready', async () => (await fetch(`${base}/readyz`)).status === 200, 10_000);
-
+        const base = t.base;
         // The Dockerfile's own HEALTHCHECK command, as Docker would run it inside the container.
-        const health = spawnSync(process.execPath, healthcheck.slice(1), { env: { ...cleanEnv(), TURNOUT_PORT: String(port) }, encoding: 'utf8', timeout: 10_000 });
+        const health = spawnSync(process.execPath, healthcheck.slice(1), { env: { ...cleanEnv(), TURNOUT_PORT: String(t.port) }, encoding: 'utf8', timeout: 10_000 });
         assert.equal(health.status, 0, `HEALTHCHECK failed: ${health.stderr}`);
 
         const id = `bundle-${Date.now()}`;
@@ -274,29 +310,77 @@ describe('container image (Dockerfile replayed by scripts/build-bundle.sh)', () 
         assert.deepEqual(JSON.parse(got[0]!.body.toString('utf8')), { id, customer: { id: 'c-1' } });
         assert.equal(got[0]!.headers['x-turnout-source'], 'orders');
         // Account for it everywhere: acknowledged at the source, nothing dead-lettered.
-        const depth = async (q: string): Promise<{ depth: number; inflight: number }> => (await (await fetch(`${base}/v1/queues/${q}`)).json()) as { depth: number; inflight: number };
         await waitFor('the source to be settled', async () => {
-          const d = await depth('orders');
+          const d = await depth(base, 'orders');
           return d.depth === 0 && d.inflight === 0;
         }, 5_000);
-        assert.equal((await depth('orders.dlq')).depth, 0);
+        assert.equal((await depth(base, 'orders.dlq')).depth, 0);
         const metrics = await (await fetch(`${base}/metrics`)).text();
         assert.match(metrics, /^turnout_messages_delivered_total\{source="orders"\} 1$/m);
         assert.match(metrics, /^turnout_messages_received_total\{source="orders",version="1"\} 1$/m);
         assert.equal(app.deliveries.length, 1, 'the app saw one request in all');
 
-        child.kill('SIGTERM');
-        const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running 10 s after SIGTERM'), 10_000).unref())]);
-        assert.equal(code, 0, out);
-        assert.ok(logs().some((l) => l.msg === 'drained: every in-flight message finished'), out);
+        t.child.kill('SIGTERM');
+        assert.equal(await t.exitWithin(10_000), 0, t.out());
+        assert.ok(t.logs().some((l) => l.msg === 'drained: every in-flight message finished'), t.out());
         // And the health check now fails, as it should for a stopped container.
-        const down = spawnSync(process.execPath, healthcheck.slice(1), { env: { ...cleanEnv(), TURNOUT_PORT: String(port) }, encoding: 'utf8', timeout: 10_000 });
+        const down = spawnSync(process.execPath, healthcheck.slice(1), { env: { ...cleanEnv(), TURNOUT_PORT: String(t.port) }, encoding: 'utf8', timeout: 10_000 });
         assert.equal(down.status, 1);
       } finally {
-        child.kill('SIGKILL');
-        await exited;
+        await t.kill();
       }
     });
+  });
+
+  // The consumer pod's shutdown as k8s/overlays/consumer/deployment.yaml
+  // arranges it: turnout's preStop sends it SIGTERM while the app is in the
+  // middle of a job; the app then gets its own SIGTERM and stops accepting
+  // connections but finishes the request it is serving; later the kubelet
+  // sends turnout SIGTERM again. The job must be acknowledged, nothing new
+  // may reach the app, and turnout must exit 0.
+  test('consumer shutdown order: preStop SIGTERM mid-job, app stops gracefully, second SIGTERM; the job is acked, nothing new is taken', async () => {
+    const requests: string[] = [];
+    let finishJob: () => void = () => {};
+    let jobStarted: () => void = () => {};
+    const jobRunning = new Promise<void>((r) => (jobStarted = r));
+    const appServer: Server = createServer((req, res) => {
+      requests.push(String(req.headers['x-turnout-message-id']));
+      req.resume();
+      // The job runs until the test lets it finish; a second request would be a violation anyway.
+      finishJob = () => void res.writeHead(200).end();
+      jobStarted();
+    });
+    await new Promise<void>((r) => appServer.listen(0, '127.0.0.1', r));
+    const appUrl = `http://127.0.0.1:${(appServer.address() as AddressInfo).port}/messages`;
+    const t = await startImage({ TURNOUT_BROKER: 'memory', TURNOUT_SOURCE: 'orders', TURNOUT_APP_URL: appUrl, TURNOUT_DLQ: 'orders.dlq', TURNOUT_CONCURRENCY: '1', TURNOUT_DRAIN_TIMEOUT: '20000' });
+    try {
+      for (const id of ['job-1', 'job-2']) {
+        const res = await fetch(`${t.base}/v1/publish/orders`, { method: 'POST', headers: { 'x-turnout-message-id': id }, body: '{}' });
+        assert.equal(res.status, 202);
+      }
+      await jobRunning;
+      assert.deepEqual(requests, ['job-1']);
+      // 1. preStop: turnout drains first.
+      t.child.kill('SIGTERM');
+      await waitFor('readyz 503', async () => (await fetch(`${t.base}/readyz`)).status === 503, 5_000);
+      // 2. The app's SIGTERM: no new connections, the request in progress goes on.
+      appServer.close();
+      // 3. The kubelet's SIGTERM for the sidecar comes later; it must not cut the drain short.
+      await new Promise((r) => setTimeout(r, 300));
+      t.child.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(t.child.exitCode, null, 'turnout waits for the job in flight');
+      finishJob();
+      assert.equal(await t.exitWithin(10_000), 0, t.out());
+      assert.deepEqual(requests, ['job-1'], 'nothing was delivered after SIGTERM');
+      assert.ok(t.logs().some((l) => l.msg === 'drained: every in-flight message finished'), t.out());
+      // job-2 was never taken: with a real broker it stays in the queue for the next pod
+      // (the embedded broker says it still held it when the process ended).
+      assert.ok(t.logs().some((l) => l.heldInMemory === 1), t.out());
+    } finally {
+      await t.kill();
+      appServer.closeAllConnections();
+    }
   });
 });
 
