@@ -77,8 +77,10 @@ export class Consumer implements Subscription {
   private readonly d: ConsumerDeps;
   private readonly leaseSettings: LeaseSettings;
   private stopped = false;
-  private closed = false;
-  private readonly abort = new AbortController();
+  /** Ends backoff sleeps at stop(). */
+  private readonly stopping = new AbortController();
+  /** Cuts off receive requests still under way when close() stops waiting for them. */
+  private readonly cutOff = new AbortController();
   /** Messages received and not yet decided by the handler (including FIFO ones waiting for their group). */
   private held = 0;
   /** Slots promised to receive calls under way. */
@@ -110,6 +112,11 @@ export class Consumer implements Subscription {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    // Long polls under way are left to finish: a cancelled ReceiveMessage can
+    // still take messages on the SQS side (it finds out about the closed
+    // connection only when it answers), and those would stay hidden for a
+    // whole visibility timeout. What they bring back is released at once.
+    this.stopping.abort();
     this.wakeAll();
     // FIFO messages still waiting for their group will not be started: give them back, in order.
     const waiting: Held[] = [];
@@ -117,14 +124,27 @@ export class Consumer implements Subscription {
     await this.releaseInOrder(waiting);
   }
 
-  /** Stops receiving and hands every unsettled message back to SQS. */
+  /**
+   * Stops receiving, waits for the long polls under way to answer (at most
+   * WaitTimeSeconds, bounded by closeWaitMs), and hands every unsettled
+   * message back to SQS.
+   */
   async close(): Promise<void> {
     await this.stop();
-    this.closed = true;
-    this.abort.abort();
+    const polls = Promise.allSettled(this.loops);
+    let timer: NodeJS.Timeout | undefined;
+    const waited = await Promise.race([
+      polls.then(() => true),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), this.d.options.closeWaitMs))),
+    ]);
+    clearTimeout(timer);
+    if (!waited) {
+      this.d.logger.warn({ source: this.d.source, closeWaitMs: this.d.options.closeWaitMs }, 'a receive request did not answer in time; cutting it off (a message it took stays hidden for the visibility timeout)');
+      this.cutOff.abort();
+      await polls;
+    }
     await this.releaseInOrder([...this.unsettled].filter((h) => !h.finished));
     await Promise.allSettled([...this.applying]);
-    await Promise.allSettled(this.loops);
   }
 
   get inflight(): number {
@@ -154,21 +174,21 @@ export class Consumer implements Subscription {
             MessageAttributeNames: ['All'],
             MessageSystemAttributeNames: ['ApproximateReceiveCount', 'MessageGroupId', 'MessageDeduplicationId'],
           }),
-          { abortSignal: this.abort.signal },
+          { abortSignal: this.cutOff.signal },
         );
         messages = out.Messages ?? [];
         failures = 0;
         this.d.onHealth(true);
       } catch (err) {
         this.reserved -= n;
-        if (this.abort.signal.aborted) return;
+        if (this.cutOff.signal.aborted) return;
         failures++;
         const e = classify(err, `receiving from queue "${this.d.source}"`);
         if (e.code === 'unavailable') this.d.onHealth(false);
         const waitMs = Math.min(20_000, 250 * 2 ** Math.min(failures, 7)) * (0.5 + Math.random() / 2);
         this.d.logger[e.code === 'unavailable' ? 'warn' : 'error']({ err: e, source: this.d.source, retryInMs: Math.round(waitMs) }, 'receive failed; retrying');
         try {
-          await sleep(waitMs, undefined, { signal: this.abort.signal });
+          await sleep(waitMs, undefined, { signal: this.stopping.signal });
         } catch {
           return;
         }
@@ -313,6 +333,8 @@ export class Consumer implements Subscription {
     try {
       switch (disp.kind) {
         case 'ack':
+          // No extension may race the delete (it would fail on a gone receipt); half a lease is left at least.
+          await h.lease.stop();
           await this.d.deletes.add(url, h.receipt);
           break;
         case 'defer':
@@ -375,6 +397,7 @@ export class Consumer implements Subscription {
       await this.d.visibility.add(this.d.queue.url, { receiptHandle: h.receipt, seconds });
       return;
     }
+    await h.lease.stop();
     await this.d.deletes.add(this.d.queue.url, h.receipt);
   }
 

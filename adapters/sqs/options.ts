@@ -5,6 +5,11 @@
 export interface SqsOptions {
   /** ReceiveMessage long-poll wait, 0–20 s. */
   waitTimeSeconds: number;
+  /**
+   * How long close() waits for long polls under way to answer before cutting
+   * them off. Default: WaitTimeSeconds + 5 s, so a healthy poll is never cut off.
+   */
+  closeWaitMs: number;
   /** Messages per ReceiveMessage, 1–10. */
   receiveBatch: number;
   /**
@@ -30,6 +35,7 @@ export interface SqsOptions {
 
 export const defaultSqsOptions: SqsOptions = {
   waitTimeSeconds: 20,
+  closeWaitMs: 25_000,
   receiveBatch: 10,
   visibilityExtensionSeconds: undefined,
   heartbeatFraction: 0.5,
@@ -41,6 +47,7 @@ export const defaultSqsOptions: SqsOptions = {
 
 export function resolveOptions(over: Partial<SqsOptions> = {}): SqsOptions {
   const o = { ...defaultSqsOptions, ...over };
+  if (over.closeWaitMs === undefined) o.closeWaitMs = (Math.min(20, Math.max(0, o.waitTimeSeconds)) + 5) * 1000;
   const clamp = (v: number, min: number, max: number): number => Math.min(max, Math.max(min, v));
   return {
     ...o,
