@@ -60,6 +60,7 @@ export class SqsBroker implements BrokerAdapter {
   private connected = false;
   private closed = false;
   private healthy = true;
+  private probeTimer: NodeJS.Timeout | undefined;
 
   constructor(ctx: AdapterContext, options: Partial<SqsOptions> = {}) {
     this.ctx = ctx;
@@ -152,9 +153,7 @@ export class SqsBroker implements BrokerAdapter {
       visibility: this.visibility,
       resend: this.resend,
       rejected: this.rejected,
-      onHealth: (ok) => {
-        this.healthy = ok;
-      },
+      onHealth: (ok) => this.markHealth(ok),
     });
     this.consumers.add(consumer);
     consumer.start();
@@ -218,12 +217,39 @@ export class SqsBroker implements BrokerAdapter {
   private async send(info: QueueInfo, out: Parameters<Publisher['send']>[1]): Promise<void> {
     try {
       await this.publisher.send(info.url, out);
-      this.healthy = true;
+      this.markHealth(true);
     } catch (err) {
       const e = classify(err, `sending to queue "${info.name}"`);
       if (e.code === 'unknown-queue') this.queues.forget(info.name);
-      if (e.code === 'unavailable') this.healthy = false;
+      if (e.code === 'unavailable') this.markHealth(false);
       throw e;
+    }
+  }
+
+  /**
+   * SQS answered (or did not). While down, a probe asks again every few
+   * seconds: a publish-only sidecar that is not ready gets no traffic, so
+   * traffic alone would never bring it back.
+   */
+  private markHealth(ok: boolean): void {
+    this.healthy = ok;
+    if (ok && this.probeTimer !== undefined) {
+      clearInterval(this.probeTimer);
+      this.probeTimer = undefined;
+    } else if (!ok && this.probeTimer === undefined && !this.closed) {
+      this.probeTimer = setInterval(() => void this.probe(), 5_000);
+      this.probeTimer.unref();
+    }
+  }
+
+  private async probe(): Promise<void> {
+    const url = this.queues.anyUrl();
+    try {
+      if (url !== undefined) await this.client.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] }));
+      else await this.client.config.credentials();
+      if (!this.closed) this.markHealth(true);
+    } catch {
+      // Still down; the next probe asks again.
     }
   }
 
@@ -255,6 +281,7 @@ export class SqsBroker implements BrokerAdapter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.probeTimer !== undefined) clearInterval(this.probeTimer);
     await Promise.allSettled([...this.consumers].map((c) => c.close()));
     this.consumers.clear();
     await Promise.allSettled([this.deletes.flushAll(), this.visibility.flushAll()]);

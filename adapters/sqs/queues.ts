@@ -38,6 +38,7 @@ function parseRedrive(raw: string | undefined): RedrivePolicy | undefined {
 
 export class Queues {
   private readonly cache = new Map<string, Promise<QueueInfo>>();
+  private readonly resolved = new Map<string, string>();
   private readonly client: SQSClient;
 
   constructor(client: SQSClient) {
@@ -63,6 +64,12 @@ export class Queues {
   /** Drops a queue that turned out to be gone. */
   forget(name: string): void {
     this.cache.delete(name);
+    this.resolved.delete(name);
+  }
+
+  /** The URL of some queue looked up before (for health probes). */
+  anyUrl(): string | undefined {
+    return this.resolved.values().next().value;
   }
 
   private async lookup(name: string): Promise<QueueInfo> {
@@ -88,6 +95,7 @@ export class Queues {
     } catch (err) {
       throw classify(err, `reading the attributes of queue "${name}"`);
     }
+    this.resolved.set(name, url);
     return {
       name,
       url,

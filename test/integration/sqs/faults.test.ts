@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import type { BrokerAdapter, Message } from '../../../adapters/broker.ts';
+import { BrokerError, type BrokerAdapter, type Message } from '../../../adapters/broker.ts';
 import { Tally } from '../../support/tally.ts';
 import { sleep, waitFor } from '../../support/wait.ts';
 import { sqsAdapter } from './adapter.ts';
@@ -15,6 +15,8 @@ import { startEmulator, type Emulator } from './fauxqs.ts';
 
 interface Faulty {
   url: string;
+  /** While true, every request is answered 503. */
+  down: boolean;
   injected: { throttled: number; unavailable: number };
   retriesSeen: number;
   close(): Promise<void>;
@@ -25,7 +27,14 @@ async function faultyProxy(target: string): Promise<Faulty> {
   const injected = { throttled: 0, unavailable: 0 };
   let retriesSeen = 0;
   let n = 0;
+  const state = { down: false };
   const server: Server = createServer((req, res) => {
+    if (state.down) {
+      req.resume();
+      res.writeHead(503, { 'content-type': 'application/x-amz-json-1.0' });
+      res.end(JSON.stringify({ __type: 'com.amazonaws.sqs#ServiceUnavailable', message: 'outage' }));
+      return;
+    }
     const attempt = /attempt=(\d+)/.exec(String(req.headers['amz-sdk-request'] ?? ''))?.[1] ?? '1';
     if (attempt !== '1') retriesSeen++;
     // Only first attempts fail, so the SDK's retry always gets through: what is tested is that it retries.
@@ -56,6 +65,12 @@ async function faultyProxy(target: string): Promise<Faulty> {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     injected,
+    get down() {
+      return state.down;
+    },
+    set down(v: boolean) {
+      state.down = v;
+    },
     get retriesSeen() {
       return retriesSeen;
     },
@@ -114,5 +129,33 @@ describe('sqs: throttling and 5xx are retried', () => {
     assert.ok(proxy.injected.throttled > 0 && proxy.injected.unavailable > 0, JSON.stringify(proxy.injected));
     assert.ok(proxy.retriesSeen >= proxy.injected.throttled + proxy.injected.unavailable, `retries ${proxy.retriesSeen}, injected ${JSON.stringify(proxy.injected)}`);
     assert.equal(a.isUp(), true);
+  });
+
+  test('an outage: publish fails with unavailable and isUp turns false; both recover, nothing lost', async () => {
+    const q = emu.name('outage');
+    await emu.createQueue(q);
+    const tally = new Tally();
+    const sub = await a.consume(q, async (m) => {
+      tally.record('consumed', m.id);
+      return { kind: 'ack' };
+    }, { prefetch: 4 });
+    proxy.down = true;
+    const lost: Message = { id: randomUUID(), payload: Buffer.from('{}'), headers: {} };
+    await assert.rejects(a.publish(q, lost), (err: unknown) => err instanceof BrokerError && err.code === 'unavailable');
+    await waitFor('isUp false', () => !a.isUp(), 15_000, 50);
+    proxy.down = false;
+    await waitFor('isUp true again', () => a.isUp(), 15_000, 50);
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const m: Message = { id: randomUUID(), payload: Buffer.from('{}'), headers: {} };
+      ids.push(m.id);
+      await a.publish(q, m);
+    }
+    await waitFor('ten consumed', () => tally.ids('consumed').size === 10, 20_000);
+    await sleep(500);
+    await sub.stop();
+    assert.deepEqual(tally.missing(ids), []);
+    assert.deepEqual(tally.duplicates(), []);
+    assert.deepEqual(tally.placesOf(lost.id), {}, 'the refused publish did not land');
   });
 });
