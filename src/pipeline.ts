@@ -37,7 +37,7 @@ export interface PipelineDeps {
 export interface DrainResult {
   /** Every in-flight message finished before the deadline. */
   clean: boolean;
-  /** Messages cut short at the deadline and handed back to the broker. */
+  /** Messages handed back to the broker unacknowledged during the drain. */
   released: number;
 }
 
@@ -49,7 +49,8 @@ export class Pipeline {
   private readonly abort = new AbortController();
   private active = 0;
   private idleWaiters: (() => void)[] = [];
-  private releasedAtDeadline = 0;
+  private released = 0;
+  private draining = false;
 
   constructor(deps: PipelineDeps) {
     this.d = deps;
@@ -74,13 +75,14 @@ export class Pipeline {
 
   /** Stops taking messages, lets in-flight work finish until the deadline, then releases the rest. */
   async drain(timeoutMs: number): Promise<DrainResult> {
+    this.draining = true;
     await Promise.all(this.subscriptions.splice(0).map((s) => s.stop().catch((err: unknown) => this.d.logger.warn({ err }, 'stopping a subscription failed'))));
     const finished = await this.waitIdle(timeoutMs);
-    if (finished) return { clean: true, released: 0 };
+    if (finished) return { clean: true, released: this.released };
     this.abort.abort();
     // Aborted deliveries and sleeps return 'release' promptly; give them a moment to reach the broker.
     await this.waitIdle(10_000);
-    return { clean: false, released: this.releasedAtDeadline };
+    return { clean: false, released: this.released };
   }
 
   private waitIdle(timeoutMs: number): Promise<boolean> {
@@ -178,6 +180,9 @@ export class Pipeline {
         case 'aborted':
           return this.release(m, 'drain deadline passed during delivery');
         case 'retry': {
+          // The app is likely going away with us (pod termination): hand the message back
+          // for another consumer instead of spending its attempts on a dying app.
+          if (this.draining) return this.release(m, `draining and the app failed (${r.error})`);
           if (attempt >= config.maxAttempts) return this.deadLetter(m, 'max-attempts', r.error, attempt);
           const wait = Math.min(30_000, Math.max(r.retryAfterMs ?? 0, backoffDelay(attempt, config.retryBackoff)));
           logger.debug({ id: m.id, attempt, wait, error: r.error }, 'delivery failed; retrying');
@@ -249,7 +254,7 @@ export class Pipeline {
   }
 
   private release(m: Received, why: string): Disposition {
-    this.releasedAtDeadline++;
+    this.released++;
     this.d.logger.info({ id: m.id, source: m.source }, `${why}; message goes back to the broker unacknowledged`);
     return { kind: 'release' };
   }

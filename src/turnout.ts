@@ -4,6 +4,7 @@
 // in-process tests.
 
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { Registry } from 'prom-client';
 import type { BrokerAdapter } from '../adapters/broker.ts';
 import { BrokerError } from '../adapters/broker.ts';
@@ -49,6 +50,7 @@ export class Turnout {
   private translators: TranslatorSet;
   private readonly watches: FileWatch[] = [];
   private consuming = false;
+  private waitingForApp = false;
   private draining = false;
   private stopping: Promise<ShutdownResult> | undefined;
   private readonly startAbort = new AbortController();
@@ -111,6 +113,8 @@ export class Turnout {
     await t.connect();
     if (t.startAbort.signal.aborted) return t;
     t.declareForMemory();
+    if (config.appUrl !== undefined && config.source !== undefined) await t.waitForApp(config.appUrl);
+    if (t.startAbort.signal.aborted) return t;
     try {
       await t.pipeline.start();
     } catch (err) {
@@ -143,6 +147,28 @@ export class Turnout {
         await sleep(wait, this.startAbort.signal);
       }
     }
+  }
+
+  /**
+   * As a native sidecar, turnout starts before the app: consuming then would
+   * spend messages' attempts on an app that is not listening yet. Wait until
+   * it accepts TCP connections (/readyz says "waiting for the app" meanwhile).
+   */
+  private async waitForApp(appUrl: string): Promise<void> {
+    const url = new URL(appUrl);
+    const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    this.waitingForApp = true;
+    let logged = 0;
+    for (let attempt = 1; !this.startAbort.signal.aborted; attempt++) {
+      if (await canConnect(host, port, 2000)) break;
+      if (Date.now() - logged > 10_000) {
+        logged = Date.now();
+        this.logger.info({ app: appUrl }, 'waiting for the app to accept connections before consuming');
+      }
+      await sleep(Math.min(1000, 50 * attempt), this.startAbort.signal);
+    }
+    this.waitingForApp = false;
   }
 
   /** The embedded broker starts empty: create every queue this configuration names. */
@@ -213,6 +239,7 @@ export class Turnout {
   readiness(): { ready: boolean; reason?: string } {
     if (this.draining) return { ready: false, reason: 'draining' };
     if (!this.broker.isUp()) return { ready: false, reason: 'broker not connected' };
+    if (this.waitingForApp) return { ready: false, reason: 'waiting for the app' };
     if (!this.consuming) return { ready: false, reason: 'starting' };
     return { ready: true };
   }
@@ -265,6 +292,19 @@ function readWeightOrThrow(file: string): number {
   } catch (err) {
     throw new ConfigError(`TURNOUT_WEIGHT_FILE: ${file}: ${(err as Error).message}`, 'TURNOUT_WEIGHT_FILE');
   }
+}
+
+function canConnect(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
 }
 
 function safeRead(file: string): string {

@@ -150,7 +150,8 @@ export class HttpServer {
   }
 
   private async publish(req: IncomingMessage, res: ServerResponse, queue: string | undefined): Promise<void> {
-    if (this.d.readiness().reason === 'draining') return fail(res, 503, 'turnout is shutting down');
+    // Publishes stay open while draining: an app finishing its last job may publish
+    // its results through its sidecar. Once the broker is closed, they answer 503.
     let payload: Buffer;
     try {
       payload = await readBody(req, this.d.config.maxMessageBytes);

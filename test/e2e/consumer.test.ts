@@ -193,8 +193,33 @@ async function freePort(): Promise<number> {
   });
 }
 
-test('connection refused → retried until the app comes up, then delivered once', async () => {
+test('at start, consuming waits until the app accepts connections (no attempts spent); /readyz says why', async () => {
   const port = await freePort();
+  const t = await startTurnout({ TURNOUT_SOURCE: 'in', TURNOUT_DLQ: 'dead', TURNOUT_APP_URL: `http://127.0.0.1:${port}/m` }, { waitReady: false });
+  let app: TestApp | undefined;
+  try {
+    await waitFor('waiting for the app', async () => {
+      const r = await fetch(`${t.baseUrl}/readyz`);
+      return r.status === 503 && ((await r.json()) as { reason: string }).reason === 'waiting for the app';
+    });
+    for (let i = 0; i < 5; i++) assert.equal((await publishVia(t.baseUrl, `{"i":${i}}`, { 'x-turnout-message-id': `w${i}` }, 'in')).status, 202);
+    await sleep(300);
+    app = await startApp(() => 200, port);
+    const started = app;
+    await waitFor('5 delivered', () => started.accepted.size === 5, 15_000);
+    await waitFor('ready', async () => (await fetch(`${t.baseUrl}/readyz`)).status === 200);
+    await sleep(200);
+    for (let i = 0; i < 5; i++) assert.equal(app.accepted.get(`w${i}`)?.length, 1);
+    assert.ok(app.deliveries.every((d) => d.attempt === 1), 'no attempt was spent before the app listened');
+  } finally {
+    assert.equal(await t.stop(), 0);
+    await app?.close();
+  }
+});
+
+test('connection refused mid-stream → retried until the app is back, then delivered once', async () => {
+  const port = await freePort();
+  let app = await startApp(() => 200, port);
   const t = await startTurnout({
     TURNOUT_SOURCE: 'in',
     TURNOUT_DLQ: 'dead',
@@ -202,13 +227,13 @@ test('connection refused → retried until the app comes up, then delivered once
     TURNOUT_MAX_ATTEMPTS: '8',
     TURNOUT_RETRY_BACKOFF: '100',
   });
-  let app: TestApp | undefined;
   try {
+    await app.close();
     for (let i = 0; i < 5; i++) assert.equal((await publishVia(t.baseUrl, `{"i":${i}}`, { 'x-turnout-message-id': `m${i}` }, 'in')).status, 202);
     await sleep(400);
     app = await startApp(() => 200, port);
-    const started = app;
-    await waitFor('5 delivered', () => started.accepted.size === 5, 15_000);
+    const back = app;
+    await waitFor('5 delivered', () => back.accepted.size === 5, 15_000);
     await sleep(200);
     for (let i = 0; i < 5; i++) assert.equal(app.accepted.get(`m${i}`)?.length, 1);
     assert.ok(app.deliveries.every((d) => d.attempt > 1), 'the first attempts found no app');
@@ -216,7 +241,7 @@ test('connection refused → retried until the app comes up, then delivered once
     assert.equal(dead.depth, 0);
   } finally {
     assert.equal(await t.stop(), 0);
-    await app?.close();
+    await app.close();
   }
 });
 

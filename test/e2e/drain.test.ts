@@ -57,6 +57,35 @@ test('drain deadline passes: unfinished messages go back unacknowledged, exit 1'
   }
 });
 
+test('while draining, a failing app hands the message back instead of spending its attempts; publishes still work', async () => {
+  const app = await startApp(() => 503);
+  const t = await startTurnout({
+    TURNOUT_SOURCE: 'in', TURNOUT_DLQ: 'dead', TURNOUT_APP_URL: app.url, TURNOUT_BLUE: 'results',
+    TURNOUT_MAX_ATTEMPTS: '10', TURNOUT_RETRY_BACKOFF: '400', TURNOUT_DRAIN_TIMEOUT: '10000',
+  });
+  try {
+    await publishVia(t.baseUrl, '{"i":1}', { 'x-turnout-message-id': 'flaky' }, 'in');
+    await waitFor('first attempt failed', () => app.deliveries.length === 1);
+    t.child.kill('SIGTERM');
+    await waitFor('draining', async () => (await fetch(`${t.baseUrl}/readyz`)).status === 503);
+    // an app finishing its last job may still publish its result through the sidecar
+    const r = await publishVia(t.baseUrl, '{"result":1}');
+    assert.equal(r.status, 202, JSON.stringify(r.json));
+    assert.equal(await t.exited, 0, 'the message was settled (handed back) within the drain');
+    assert.equal(app.deliveries.length, 2, 'one more attempt after the backoff, then handed back');
+    assert.deepEqual(t.logs().filter((l) => l.msg === 'dead-lettered'), [], 'nothing dead-lettered');
+    const released = t.logs().find((l) => l.id === 'flaky' && String(l.msg).includes('goes back to the broker unacknowledged'));
+    assert.ok(released, t.output());
+    const stopped = t.logs().find((l) => l.msg === 'stopped');
+    assert.equal(stopped?.released, 1);
+    const held = t.logs().find((l) => l.msg === 'the embedded broker still held messages; they end with this process');
+    assert.equal(held?.heldInMemory, 2, 'the handed-back message and the published result');
+  } finally {
+    await t.kill();
+    await app.close();
+  }
+});
+
 test('idle process exits 0 at once on SIGTERM', async () => {
   const t = await startTurnout({});
   const started = Date.now();
