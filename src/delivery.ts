@@ -2,6 +2,7 @@
 // call; the pipeline owns retries. The status table of DESIGN.md lives in
 // classifyStatus and is tested row by row.
 
+import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { Pool, errors as undiciErrors } from 'undici';
 import type { Message } from '../adapters/broker.ts';
 
@@ -71,6 +72,8 @@ export class AppClient {
     headers['x-turnout-source'] = ctx.source;
     if (ctx.redelivered) headers['x-turnout-redelivered'] = 'true';
     if (message.key !== undefined) headers['x-turnout-key'] = message.key;
+    const unsendable = unsendableHeader(headers);
+    if (unsendable !== undefined) return { kind: 'rejected', error: `message cannot be sent over HTTP: ${unsendable}` };
 
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const signal = AbortSignal.any([drain, timeout]);
@@ -107,6 +110,24 @@ export class AppClient {
   async close(): Promise<void> {
     await this.pool.close().catch(() => {});
   }
+}
+
+/**
+ * Checked here rather than left to undici: in undici 8.12 each request the Pool
+ * refuses for a header (InvalidArgumentError) leaks one connection slot, and
+ * once `connections` such messages have passed, every later request waits in
+ * the pool forever, its abort signal ignored: delivery and drain both hang.
+ */
+function unsendableHeader(headers: Record<string, string>): string | undefined {
+  for (const [name, value] of Object.entries(headers)) {
+    try {
+      validateHeaderName(name);
+      validateHeaderValue(name, value);
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+  return undefined;
 }
 
 function parseRetryAfter(value: string | string[] | undefined): number | undefined {
