@@ -31,8 +31,6 @@ export interface AmqpOptions {
   logger: Logger;
   /** Shown by RabbitMQ (management UI, rabbitmqctl list_connections). */
   connectionName?: string;
-  /** Whether a TURNOUT_DLQ is configured (only for the start-up note about native dead-lettering). */
-  dlqConfigured?: boolean;
   confirmTimeoutMs?: number;
   /** Reconnect backoff: first delay and cap, ms (full jitter). */
   reconnectMinMs?: number;
@@ -49,7 +47,6 @@ export function create(ctx: AdapterContext): BrokerAdapter {
     url: b.url,
     logger: ctx.logger.child({ broker: 'amqp' }),
     connectionName: `turnout ${hostname()}${ctx.config.source ? ` ${ctx.config.source.join(',')}` : ''}`,
-    dlqConfigured: ctx.config.dlq !== undefined,
   });
 }
 
@@ -101,11 +98,6 @@ export class AmqpBroker implements BrokerAdapter {
     await sub.start(conn);
     this.subs.add(sub);
     this.log.info({ source, prefetch: options.prefetch }, `consuming ${source} with manual acks, prefetch ${options.prefetch}`);
-    if (this.o.dlqConfigured === false) {
-      this.log.info({ source },
-        `TURNOUT_DLQ is not set: a message turnout dead-letters from ${source} is rejected without requeue, so the queue's own dead-letter exchange ` +
-        '(x-dead-letter-exchange argument or policy) receives it; without one RabbitMQ discards it');
-    }
     return {
       stop: async () => {
         await sub.stop();
