@@ -22,8 +22,15 @@ export class TestRabbit {
   }
 
   private async connection(): Promise<amqp.ChannelModel> {
-    this.conn ??= await amqp.connect(AMQP_URL);
-    return this.conn;
+    if (this.conn) return this.conn;
+    const conn = await amqp.connect(AMQP_URL);
+    // A fault test may restart RabbitMQ: the next call opens a new connection.
+    conn.on('error', () => {});
+    conn.on('close', () => {
+      if (this.conn === conn) this.conn = undefined;
+    });
+    this.conn = conn;
+    return conn;
   }
 
   /** Runs `fn` on a throwaway channel (a failed declare closes its channel). */
@@ -86,4 +93,56 @@ export async function connectedBroker(over: Partial<AmqpOptions> = {}): Promise<
   const b = new AmqpBroker({ url: AMQP_URL, logger: testLogger(), ...over });
   await b.connect();
   return b;
+}
+
+/**
+ * A plain amqplib producer for fault tests: publishes persistent messages
+ * with confirms and, while RabbitMQ is away, retries the same message id
+ * until it is confirmed (so a lost confirm may leave a duplicate, as with
+ * any at-least-once producer).
+ */
+export class RetryingProducer {
+  private conn: amqp.ChannelModel | undefined;
+  private ch: amqp.ConfirmChannel | undefined;
+  /** Publishes that had to be retried (the broker was away or the confirm was lost). */
+  retries = 0;
+
+  private async channel(): Promise<amqp.ConfirmChannel> {
+    if (this.ch) return this.ch;
+    const conn = await amqp.connect(AMQP_URL);
+    conn.on('error', () => {});
+    conn.on('close', () => {
+      if (this.conn === conn) {
+        this.conn = undefined;
+        this.ch = undefined;
+      }
+    });
+    this.conn = conn;
+    const ch = await conn.createConfirmChannel();
+    ch.on('error', () => {});
+    ch.on('close', () => {
+      if (this.ch === ch) this.ch = undefined;
+    });
+    this.ch = ch;
+    return ch;
+  }
+
+  async publish(queue: string, id: string, body: Buffer, headers: Record<string, string> = {}): Promise<void> {
+    for (;;) {
+      try {
+        const ch = await this.channel();
+        await new Promise<void>((resolve, reject) => {
+          ch.sendToQueue(queue, body, { persistent: true, messageId: id, headers, contentType: 'application/json' }, (err: unknown) => (err ? reject(err) : resolve()));
+        });
+        return;
+      } catch {
+        this.retries++;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.conn?.close().catch(() => {});
+  }
 }
