@@ -74,13 +74,19 @@ export class TestRabbit {
   }
 
   async teardown(): Promise<void> {
-    if (this.created.size > 0) {
-      await this.withChannel(async (ch) => {
-        for (const q of this.created) {
-          await ch.deleteQueue(q).catch(() => {});
-          await ch.deleteQueue(delayQueueName(q)).catch(() => {});
+    // One channel per delete: a failed delete closes its channel. A queue
+    // that is still recovering after a broker restart gets a few more tries.
+    for (const q of this.created) {
+      for (const name of [q, delayQueueName(q)]) {
+        for (let attempt = 1; attempt <= 5; attempt++) {
+          const done = await this.withChannel(async (ch) => {
+            await ch.deleteQueue(name);
+            return true;
+          }).catch(() => false);
+          if (done) break;
+          await new Promise((r) => setTimeout(r, 300));
         }
-      }).catch(() => {});
+      }
     }
     await this.conn?.close().catch(() => {});
     this.conn = undefined;
