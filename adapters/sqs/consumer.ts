@@ -155,12 +155,24 @@ export class Consumer implements Subscription {
 
   private async receiveLoop(prefetch: number): Promise<void> {
     let failures = 0;
+    // Asking for one message each time one slot frees up would multiply the
+    // receive requests (SQS bills them, and each costs a round trip); wait a
+    // moment for a fuller batch, but never long enough to leave slots idle
+    // behind slow jobs.
+    const fill = Math.min(this.d.options.receiveBatch, Math.max(1, Math.floor(prefetch / 2)));
+    const room = (): number => prefetch - this.held - this.reserved;
     while (!this.stopped) {
-      const free = prefetch - this.held - this.reserved;
-      if (free <= 0) {
-        await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+      if (room() <= 0) {
+        await this.waitForRoom();
         continue;
       }
+      if (room() < fill && this.d.options.receiveFillMs > 0) {
+        const until = Date.now() + this.d.options.receiveFillMs;
+        while (!this.stopped && room() < fill && Date.now() < until) await this.waitForRoom(until - Date.now());
+        if (this.stopped) break;
+      }
+      const free = room();
+      if (free <= 0) continue;
       const n = Math.min(this.d.options.receiveBatch, free);
       this.reserved += n;
       const startedAt = Date.now();
@@ -197,6 +209,24 @@ export class Consumer implements Subscription {
       this.reserved -= n;
       for (const m of messages) this.accept(m, startedAt);
     }
+  }
+
+  /** Resolves when a slot frees up (or stop() is called), or after timeoutMs. */
+  private waitForRoom(timeoutMs?: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (): void => {
+        if (timer !== undefined) clearTimeout(timer);
+        resolve();
+      };
+      this.roomWaiters.push(done);
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          this.roomWaiters = this.roomWaiters.filter((w) => w !== done);
+          resolve();
+        }, timeoutMs);
+      }
+    });
   }
 
   private wakeAll(): void {

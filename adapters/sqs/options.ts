@@ -12,6 +12,8 @@ export interface SqsOptions {
   closeWaitMs: number;
   /** Messages per ReceiveMessage, 1–10. */
   receiveBatch: number;
+  /** With fewer than half the prefetch (at most a batch) free, wait this long for more room before receiving. */
+  receiveFillMs: number;
   /**
    * Seconds a message is kept invisible per extension while the app works on
    * it. Undefined: the queue's own VisibilityTimeout (at least 5 s).
@@ -37,6 +39,7 @@ export const defaultSqsOptions: SqsOptions = {
   waitTimeSeconds: 20,
   closeWaitMs: 25_000,
   receiveBatch: 10,
+  receiveFillMs: 20,
   visibilityExtensionSeconds: undefined,
   heartbeatFraction: 0.5,
   maxVisibilitySeconds: 43_200,
@@ -56,6 +59,7 @@ export function resolveOptions(over: Partial<SqsOptions> = {}): SqsOptions {
     heartbeatFraction: clamp(o.heartbeatFraction, 0.1, 0.9),
     maxVisibilitySeconds: clamp(Math.round(o.maxVisibilitySeconds), 1, 43_200),
     batchLingerMs: clamp(o.batchLingerMs, 0, 1000),
+    receiveFillMs: clamp(o.receiveFillMs, 0, 1000),
     rejectMemory: Math.max(0, Math.round(o.rejectMemory)),
   };
 }

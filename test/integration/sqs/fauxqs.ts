@@ -24,6 +24,8 @@ import { waitFor } from '../../support/wait.ts';
 export interface Emulator {
   /** Endpoint URL (AWS_ENDPOINT_URL_SQS). */
   url: string;
+  /** The emulator's process id when it runs as a child process. */
+  pid: number | undefined;
   /** AWS SDK variables for a turnout child process. */
   env: Record<string, string>;
   /** A client pointed at the emulator, for setting up and inspecting queues. */
@@ -53,6 +55,7 @@ async function freePort(): Promise<number> {
 
 export async function startEmulator(options: { mode?: 'in-process' | 'child' } = {}): Promise<Emulator> {
   let url: string;
+  let pid: number | undefined;
   let stopServer: () => Promise<void>;
   if ((options.mode ?? 'in-process') === 'in-process') {
     const server = await startFauxqs({ port: 0, logger: false });
@@ -66,6 +69,7 @@ export async function startEmulator(options: { mode?: 'in-process' | 'child' } =
       stdio: ['ignore', 'ignore', 'inherit'],
     });
     url = `http://127.0.0.1:${port}`;
+    pid = child.pid;
     await waitFor('fauxqs to listen', async () => (await fetch(`${url}/health`)).ok, 15_000, 50);
     stopServer = async () => {
       if (child.exitCode !== null) return;
@@ -91,6 +95,7 @@ export async function startEmulator(options: { mode?: 'in-process' | 'child' } =
 
   const emulator: Emulator = {
     url,
+    pid,
     env,
     client,
     async createQueue(name, attributes = {}) {

@@ -1,0 +1,329 @@
+// SQS benchmark (issue 4): turnout against a plain sqs-consumer-style loop,
+// same SQS client library, same app, same emulator, same run.
+//
+//   baseline  ReceiveMessage (10, long poll 20 s, attributes All) → POST every
+//             message of the batch to the app at once (undici pool) →
+//             DeleteMessageBatch → receive again. LOOPS such loops run side by
+//             side, as one would scale sqs-consumer; at most LOOPS × 10 in flight.
+//   turnout   `node src/cli.ts run` with TURNOUT_BROKER=sqs and
+//             TURNOUT_CONCURRENCY = LOOPS × 10, delivering to the same app.
+//
+// Processes: fauxqs (child), the consumer under test (child), and this
+// parent, which hosts the app and the producer. Per round and system:
+//   throughput  a backlog of BACKLOG messages is put on a fresh queue first;
+//               msg/s = BACKLOG / (last delivery − first delivery)
+//   latency     a producer sends PACED_RATE msg/s for PACED_MESSAGES messages
+//               into an empty queue; end-to-end latency send → app, p50/p99
+// Rounds alternate baseline/turnout; the report shows every round and the median.
+//
+//   node bench/sqs.bench.ts [--rounds N] [--backlog N] [--out FILE]
+//   node bench/sqs.bench.ts --baseline QUEUE_URL APP_URL   (the baseline child)
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { cpus, totalmem } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import {
+  DeleteMessageBatchCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  SendMessageCommand,
+  SQSClient,
+  type Message as SqsMessage,
+} from '@aws-sdk/client-sqs';
+import { Pool } from 'undici';
+import { startEmulator, type Emulator } from '../test/integration/sqs/fauxqs.ts';
+import { startTurnout } from '../test/support/process.ts';
+
+const LOOPS = 2;
+const CONCURRENCY = LOOPS * 10;
+const SENT_HEADER = 'x-bench-sent';
+const PAYLOAD = JSON.stringify({ customer: { id: 'c-42', email: 'a@example.com' }, items: Array.from({ length: 8 }, (_, i) => ({ sku: `sku-${i}`, qty: i + 1 })) });
+/** Wall-clock ms with sub-ms precision, comparable across processes of one machine. */
+const nowMs = (): number => performance.timeOrigin + performance.now();
+
+/** CPU time (user + system) a process has used so far, ms (Linux /proc). */
+function cpuMs(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) * 10; // USER_HZ is 100 on Linux
+  } catch {
+    return NaN;
+  }
+}
+
+// ---- the baseline consumer (child process) ----------------------------------
+
+async function baseline(queueUrl: string, appUrl: string): Promise<void> {
+  // Region, credentials and endpoint from the environment, as turnout's client.
+  const sqs = new SQSClient({ useQueueUrlAsEndpoint: false });
+  const app = new URL(appUrl);
+  const pool = new Pool(app.origin, { connections: CONCURRENCY, pipelining: 1, keepAliveTimeout: 10_000 });
+  const deliver = async (m: SqsMessage): Promise<boolean> => {
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'x-turnout-message-id': m.MessageId ?? '' };
+    for (const [k, v] of Object.entries(m.MessageAttributes ?? {})) if (v.StringValue !== undefined) headers[k] = v.StringValue;
+    const res = await pool.request({ path: app.pathname, method: 'POST', headers, body: m.Body ?? '' });
+    await res.body.dump();
+    return res.statusCode >= 200 && res.statusCode < 300;
+  };
+  const loop = async (): Promise<void> => {
+    for (;;) {
+      const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 20, MessageAttributeNames: ['All'] }));
+      const ms = out.Messages ?? [];
+      if (ms.length === 0) continue;
+      const ok = await Promise.all(ms.map((m) => deliver(m).catch(() => false)));
+      const done = ms.filter((_, i) => ok[i]);
+      if (done.length > 0) {
+        await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })) }));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: LOOPS }, loop));
+}
+
+// ---- the app (parent) ---------------------------------------------------------
+
+interface App {
+  url: string;
+  reset(): void;
+  seen(): number;
+  duplicates(): number;
+  firstAt(): number;
+  lastAt(): number;
+  latencies(): number[];
+  close(): Promise<void>;
+}
+
+async function startApp(): Promise<App> {
+  let seen = new Set<string>();
+  let dups = 0;
+  let first = 0;
+  let last = 0;
+  let lat: number[] = [];
+  const server: Server = createServer((req, res) => {
+    req.on('data', () => {});
+    req.on('end', () => {
+      const at = nowMs();
+      const id = String(req.headers['x-turnout-message-id'] ?? '');
+      if (seen.has(id)) dups++;
+      else {
+        seen.add(id);
+        if (first === 0) first = at;
+        last = at;
+        const sent = Number(req.headers[SENT_HEADER]);
+        if (sent > 0) lat.push(at - sent);
+      }
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end();
+    });
+  });
+  server.keepAliveTimeout = 30_000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/messages`,
+    reset() {
+      seen = new Set();
+      dups = 0;
+      first = 0;
+      last = 0;
+      lat = [];
+    },
+    seen: () => seen.size,
+    duplicates: () => dups,
+    firstAt: () => first,
+    lastAt: () => last,
+    latencies: () => lat,
+    close: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+// ---- phases ---------------------------------------------------------------------
+
+interface Consumer {
+  pid: number | undefined;
+  stop(): Promise<void>;
+}
+
+type System = 'baseline' | 'turnout';
+
+async function startConsumer(system: System, emu: Emulator, queue: string, queueUrl: string, dlq: string, appUrl: string): Promise<Consumer> {
+  if (system === 'turnout') {
+    const t = await startTurnout({
+      ...emu.env,
+      TURNOUT_BROKER: 'sqs',
+      TURNOUT_SOURCE: queue,
+      TURNOUT_DLQ: dlq,
+      TURNOUT_APP_URL: appUrl,
+      TURNOUT_CONCURRENCY: String(CONCURRENCY),
+      TURNOUT_LOG_LEVEL: 'info', // startTurnout reads the port from the 'HTTP listening' line
+    });
+    return { pid: t.child.pid, stop: async () => void (await t.kill()) };
+  }
+  const child: ChildProcess = spawn(process.execPath, [fileURLToPath(import.meta.url), '--baseline', queueUrl, appUrl], {
+    env: { ...process.env, ...emu.env },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  return {
+    pid: child.pid,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+const attrs = (sent?: number): Record<string, { DataType: string; StringValue: string }> => ({
+  'x-schema-version': { DataType: 'String', StringValue: '1' },
+  ...(sent !== undefined ? { [SENT_HEADER]: { DataType: 'String', StringValue: sent.toFixed(3) } } : {}),
+});
+
+async function fill(client: SQSClient, queueUrl: string, n: number): Promise<void> {
+  const batches = Math.ceil(n / 10);
+  for (let b = 0; b < batches; b += 20) {
+    await Promise.all(
+      Array.from({ length: Math.min(20, batches - b) }, () =>
+        client.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: Array.from({ length: 10 }, (_, i) => ({ Id: String(i), MessageBody: PAYLOAD, MessageAttributes: attrs() })) })),
+      ),
+    );
+  }
+}
+
+async function waitSeen(app: App, n: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (app.seen() < n) {
+    if (Date.now() > deadline) throw new Error(`only ${app.seen()}/${n} messages reached the app in ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}
+
+interface Round {
+  system: System;
+  round: number;
+  msgPerSec: number;
+  /** CPU ms per 1 000 messages while draining the backlog: the consumer process, the emulator. */
+  consumerCpu: number;
+  emulatorCpu: number;
+  throughputDuplicates: number;
+  p50: number;
+  p99: number;
+  max: number;
+  latencyDuplicates: number;
+}
+
+const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
+
+async function runRound(system: System, round: number, emu: Emulator, app: App, opts: { backlog: number; rate: number; paced: number }): Promise<Round> {
+  // Throughput: drain a backlog.
+  const q1 = emu.name(`bench-${system}`);
+  const q1Url = await emu.createQueue(q1);
+  const dlq = emu.name('bench-dlq');
+  await emu.createQueue(dlq);
+  await fill(emu.client, q1Url, opts.backlog);
+  app.reset();
+  const c1 = await startConsumer(system, emu, q1, q1Url, dlq, app.url);
+  await sleep(500); // started and polling
+  const cpu0 = { consumer: cpuMs(c1.pid), emulator: cpuMs(emu.pid) };
+  await waitSeen(app, opts.backlog, 300_000);
+  const msgPerSec = (opts.backlog - 1) / ((app.lastAt() - app.firstAt()) / 1000);
+  const perK = 1000 / opts.backlog;
+  const consumerCpu = (cpuMs(c1.pid) - cpu0.consumer) * perK;
+  const emulatorCpu = (cpuMs(emu.pid) - cpu0.emulator) * perK;
+  await sleep(500);
+  const throughputDuplicates = app.duplicates();
+  await c1.stop();
+
+  // Latency: a paced producer into an empty queue.
+  const q2 = emu.name(`bench-${system}-paced`);
+  const q2Url = await emu.createQueue(q2);
+  app.reset();
+  const c2 = await startConsumer(system, emu, q2, q2Url, dlq, app.url);
+  await sleep(1_000); // its long polls are waiting
+  const start = nowMs();
+  const sends: Promise<unknown>[] = [];
+  for (let i = 0; i < opts.paced; i++) {
+    const due = start + (i * 1000) / opts.rate;
+    const wait = due - nowMs();
+    if (wait > 1) await sleep(wait);
+    sends.push(emu.client.send(new SendMessageCommand({ QueueUrl: q2Url, MessageBody: PAYLOAD, MessageAttributes: attrs(nowMs()) })));
+  }
+  await Promise.all(sends);
+  await waitSeen(app, opts.paced, 60_000);
+  await sleep(500);
+  const lat = [...app.latencies()].sort((a, b) => a - b);
+  const latencyDuplicates = app.duplicates();
+  await c2.stop();
+  return { system, round, msgPerSec, consumerCpu, emulatorCpu, throughputDuplicates, p50: pct(lat, 50), p99: pct(lat, 99), max: lat[lat.length - 1] ?? NaN, latencyDuplicates };
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, backlog: { type: 'string', default: '5000' }, rate: { type: 'string', default: '200' }, paced: { type: 'string', default: '2000' }, out: { type: 'string' } } });
+  const opts = { backlog: Number(values.backlog), rate: Number(values.rate), paced: Number(values.paced) };
+  const rounds = Number(values.rounds);
+  const emu = await startEmulator({ mode: 'child' });
+  const app = await startApp();
+  const results: Round[] = [];
+  try {
+    for (let r = 1; r <= rounds; r++) {
+      for (const system of (r % 2 ? ['baseline', 'turnout'] : ['turnout', 'baseline']) as System[]) {
+        const res = await runRound(system, r, emu, app, opts);
+        results.push(res);
+        console.error(JSON.stringify(res));
+      }
+    }
+  } finally {
+    await app.close();
+    await emu.stop();
+  }
+  const of = (s: System): Round[] => results.filter((x) => x.system === s);
+  const summary = (s: System) => ({
+    msgPerSec: median(of(s).map((x) => x.msgPerSec)),
+    consumerCpu: median(of(s).map((x) => x.consumerCpu)),
+    emulatorCpu: median(of(s).map((x) => x.emulatorCpu)),
+    p50: median(of(s).map((x) => x.p50)),
+    p99: median(of(s).map((x) => x.p99)),
+    duplicates: of(s).reduce((n, x) => n + x.throughputDuplicates + x.latencyDuplicates, 0),
+  });
+  const b = summary('baseline');
+  const t = summary('turnout');
+  const ratio = t.msgPerSec / b.msgPerSec;
+  const f = (n: number, d = 1): string => (Number.isFinite(n) ? n.toFixed(d) : '–');
+  const lines = [
+    `machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}; emulator fauxqs (child process)`,
+    `backlog ${opts.backlog} messages; paced ${opts.paced} messages at ${opts.rate} msg/s; in flight at most ${CONCURRENCY} (baseline ${LOOPS} loops × 10, TURNOUT_CONCURRENCY=${CONCURRENCY}); ${rounds} rounds`,
+    '',
+    '| system | round | throughput msg/s | consumer CPU ms / 1k msg | emulator CPU ms / 1k msg | p50 ms | p99 ms | max ms | duplicates |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...results.map((x) => `| ${x.system} | ${x.round} | ${f(x.msgPerSec, 0)} | ${f(x.consumerCpu, 0)} | ${f(x.emulatorCpu, 0)} | ${f(x.p50)} | ${f(x.p99)} | ${f(x.max)} | ${x.throughputDuplicates + x.latencyDuplicates} |`),
+    `| **baseline (median)** | | **${f(b.msgPerSec, 0)}** | ${f(b.consumerCpu, 0)} | ${f(b.emulatorCpu, 0)} | ${f(b.p50)} | **${f(b.p99)}** | | ${b.duplicates} |`,
+    `| **turnout (median)** | | **${f(t.msgPerSec, 0)}** | ${f(t.consumerCpu, 0)} | ${f(t.emulatorCpu, 0)} | ${f(t.p50)} | **${f(t.p99)}** | | ${t.duplicates} |`,
+    '',
+    `turnout / baseline throughput: ${(ratio * 100).toFixed(0)} % (target ≥ 80 %): ${ratio >= 0.8 ? 'met' : 'NOT met'}`,
+  ];
+  const text = lines.join('\n');
+  console.log(text);
+  if (values.out) writeFileSync(values.out, `${text}\n`);
+}
+
+const argv = process.argv.slice(2);
+if (argv[0] === '--baseline') {
+  await baseline(argv[1] as string, argv[2] as string);
+} else {
+  await main();
+}
