@@ -22,7 +22,17 @@ export function deadLetterMessage(original: Received, reason: DeadLetterReason, 
   return out;
 }
 
+/**
+ * One line of printable ASCII. The dead-letter target is often another
+ * turnout's source (green → blue), which forwards every header over HTTP:
+ * control characters and text beyond Latin-1 (app error bodies, payload
+ * snippets in JSON errors, even a "…") would make that delivery impossible,
+ * and SQS refuses control characters in attributes. Others become \uXXXX.
+ */
 function oneLine(text: string, max: number): string {
-  const flat = text.replace(/[\r\n\t]+/g, ' ').trim();
-  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+  const flat = text
+    .replace(/[\r\n\t]+/g, ' ')
+    .trim()
+    .replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return flat.length > max ? `${flat.slice(0, max - 3)}...` : flat;
 }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { validateHeaderValue } from 'node:http';
 import { describe, test } from 'node:test';
 import type { Received } from '../../adapters/broker.ts';
 import { DEFERRALS_HEADER, deadLetterMessage, type DeadLetterReason } from '../../src/deadletter.ts';
@@ -83,13 +84,27 @@ describe('deadletter: deadLetterMessage', () => {
     assert.doesNotMatch(m.headers['x-turnout-error'] ?? '', /[\r\n\t]/);
   });
 
-  test('the error text is truncated to 512 characters, ending in …', () => {
+  test('the error text is truncated to 512 characters, ending in ...', () => {
     const m = deadLetterMessage(original(), 'rejected', 'x'.repeat(2000), 1, at);
     const e = m.headers['x-turnout-error'] ?? '';
     assert.equal(e.length, 512);
-    assert.ok(e.endsWith('…'));
-    assert.equal(e.slice(0, 511), 'x'.repeat(511));
+    assert.equal(e, `${'x'.repeat(509)}...`);
     const exact = deadLetterMessage(original(), 'rejected', 'y'.repeat(512), 1, at).headers['x-turnout-error'];
     assert.equal(exact, 'y'.repeat(512), 'exactly 512 is kept whole');
+  });
+
+  test('the error text is printable ASCII, so the DLQ copy can be delivered over HTTP again (green → blue)', () => {
+    const texts = ['Ошибка: 数据库不可用 🙁', 'bad \u0000 byte \u001b[31m red \u007f', 'café', 'z'.repeat(600), '…'.repeat(600)];
+    for (const text of texts) {
+      const e = deadLetterMessage(original(), 'rejected', text, 1, at).headers['x-turnout-error'] ?? '';
+      assert.match(e, /^[\x20-\x7e]*$/, JSON.stringify(text));
+      assert.doesNotThrow(() => validateHeaderValue('x-turnout-error', e));
+      assert.ok(e.length <= 512);
+    }
+    // Nothing is silently lost: other characters are written as \uXXXX.
+    assert.equal(deadLetterMessage(original(), 'rejected', 'café\u0000!', 1, at).headers['x-turnout-error'], 'caf\\u00e9\\u0000!');
+    // Every header turnout adds passes HTTP's rules too.
+    const m = deadLetterMessage(original(), 'max-attempts', texts[0] ?? '', 3, at);
+    for (const [k, v] of Object.entries(m.headers)) assert.doesNotThrow(() => validateHeaderValue(k, v), k);
   });
 });

@@ -474,6 +474,64 @@ describe('pipeline: dead-lettering', () => {
   });
 });
 
+describe('pipeline: green failures flow back to blue', () => {
+  // DESIGN.md: the green queue's dead-letter target is the legacy (blue) queue, so a
+  // message the new consumer cannot handle is processed by the old one, never lost.
+  for (const [what, body] of [
+    ['a plain error text', 'database is down'],
+    ['a non-Latin-1 error text', 'Ошибка: 数据库不可用 🙁'],
+    ['control characters in the error text', 'bad \u0000 byte \u001b[31m red'],
+    ['an error text longer than the header limit', 'x'.repeat(600)],
+  ] as const) {
+    test(`green app fails with ${what} → dead-lettered to blue → delivered by the blue consumer`, async () => {
+      const green = await harness({ source: 'green', dlq: 'blue', maxAttempts: '2' }, { behave: () => ({ status: 500, body }) });
+      green.broker.declare('blue');
+      green.broker.declare('blue.dlq');
+      const blueApp = await startApp();
+      const blueClient = new AppClient({ url: blueApp.url, timeoutMs: 5_000, connections: 2 });
+      const blueRegistry = new Registry();
+      const blue = new Pipeline({
+        config: loadConfig({ source: 'blue', dlq: 'blue.dlq', appUrl: blueApp.url, retryBackoff: '1' }, {}).config,
+        broker: green.broker,
+        translators: () => TranslatorSet.empty,
+        app: blueClient,
+        router: undefined,
+        metrics: new Metrics(blueRegistry, { brokerUp: () => true }, { defaultMetrics: false }),
+        logger: createLogger('silent'),
+      });
+      cleanups.push(async () => {
+        await blue.drain(0);
+        await blueClient.close();
+        await blueApp.close();
+      });
+      await blue.start();
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const id = randomUUID();
+        ids.push(id);
+        await green.broker.publish('green', { id, payload: Buffer.from(`{"n":${i}}`), headers: { 'x-schema-version': '1' } });
+      }
+      await settled(green);
+      await waitFor('the blue side to finish', async () => {
+        const d = await green.broker.depth('blue');
+        return d.depth === 0 && d.inflight === 0;
+      });
+      const tally = new Tally();
+      for (const [id, ds] of blueApp.accepted) for (const _ of ds) tally.record('blue-app', id);
+      for (const m of green.left('blue.dlq')) tally.record('blue.dlq', m.id);
+      for (const m of green.left('green')) tally.record('green', m.id);
+      for (const m of green.left('dlq')) tally.record('dlq', m.id);
+      assertEach(tally, ids, 'blue-app');
+      assert.equal(green.app?.accepted.size, 0);
+      for (const id of ids) {
+        const d = blueApp.accepted.get(id)?.[0];
+        assert.equal(d?.headers['x-turnout-dlq-reason'], 'max-attempts');
+        assert.match(String(d?.headers['x-turnout-error']), /^app answered 500: /);
+      }
+    });
+  }
+});
+
 describe('pipeline: router role', () => {
   test('no app: each message goes to exactly one of blue/green, by its key', async () => {
     const h = await harness({ blue: '{source}-blue', green: '{source}-green', greenWeight: '50' }, { consumer: false });
