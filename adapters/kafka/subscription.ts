@@ -41,6 +41,13 @@ const MAX_BUFFERED_RECORDS = 1000;
 const MAX_BUFFERED_BYTES = 1 << 20;
 /** Idle fetch wait: also how long a resumed partition may wait for its next fetch. */
 const MAX_WAIT_MS = 500;
+/**
+ * Least time between two commit requests. Each request carries the latest
+ * position of every partition that moved, so this bounds commit traffic (one
+ * request per finished message would cost the broker and turnout more than
+ * the delivery) at the price of a few more redeliveries after a crash.
+ */
+const COMMIT_SPACING_MS = 50;
 /** Longest setTimeout Node accepts. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -367,6 +374,7 @@ export class KafkaSubscription implements Subscription {
         this.commitAgain = true;
       }
       if (!this.commitAgain) return;
+      if (!this.closed) await sleep(COMMIT_SPACING_MS);
     }
   }
 

@@ -101,7 +101,12 @@ test('TURNOUT_DLQ is required with Kafka: exit 2 naming it', async () => {
 test('a source topic that does not exist stops turnout at start with exit 2', async () => {
   const missing = `absent-${Date.now()}`;
   await cluster.markMissing(missing);
-  const r = await runTurnout(['run'], { ...kafkaEnv(cluster), TURNOUT_SOURCE: missing, TURNOUT_APP_URL: 'http://127.0.0.1:9/', TURNOUT_DLQ: 'x.dlq', TURNOUT_PORT: '0' });
-  assert.equal(r.code, 2, r.stdout + r.stderr);
-  assert.match(r.stdout + r.stderr, new RegExp(`${missing}.*does not exist`));
+  const app = await startApp(() => 200);
+  try {
+    const r = await runTurnout(['run'], { ...kafkaEnv(cluster), TURNOUT_SOURCE: missing, TURNOUT_APP_URL: app.url, TURNOUT_DLQ: 'x.dlq', TURNOUT_PORT: '0' });
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.stdout + r.stderr, new RegExp(`${missing}.*does not exist`));
+  } finally {
+    await app.close();
+  }
 });

@@ -1,0 +1,255 @@
+// The Kafka benchmark (issue 5, performance): a plain kafkajs `eachMessage`
+// consumer POSTing every message to an HTTP app, against a real turnout
+// process consuming the same kind of topic into the same app, in one run,
+// on librdkafka's mock cluster (test/kafka/mock-cluster).
+//
+//   (1) throughput: a backlog of 1 KiB messages already on an 8-partition
+//       topic, drained by a fresh consumer group; after 5 000 warm-up
+//       messages, messages/s between the first and the last delivery of the
+//       measured ones at the app. Rounds alternate baseline/turnout; the
+//       median round counts.
+//   (2) latency: messages produced at a steady rate, each stamped with the
+//       producer's CLOCK_MONOTONIC; p50/p99 from produce to the app.
+//
+// Both consumers get the same fetch settings (kafkajs maxWaitTimeInMs 500),
+// one POST in flight per partition (the baseline runs partitions
+// concurrently; turnout handles a partition's messages one after another),
+// and the same app. The baseline commits with kafkajs' autoCommit (after
+// each batch), turnout after each message's outcome.
+//
+//   node bench/kafka.bench.ts [--rounds 3] [--messages 20000]
+//
+// Needs the mock cluster binary: bash scripts/test-setup.d/30-kafka.sh
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
+import { Pool } from 'undici';
+import { startMockCluster, type MockCluster } from '../test/integration/kafka/cluster.ts';
+import { BenchAppControl, ID_HEADER, SENT_HEADER, startBenchApp } from './lib/app.ts';
+import { LatencyRecorder } from './lib/latency.ts';
+import { describeMachine } from './lib/machine.ts';
+import { monoNs, paced } from './lib/pace.ts';
+import { benchPayload, VERSION_HEADER } from './lib/payload.ts';
+import { fmt, markdownTable } from './lib/table.ts';
+
+const TARGET_RATIO = 0.8;
+const PARTITIONS = 8;
+const PRODUCE_BATCH = 500;
+/** Messages delivered before the measured backlog in each round. */
+const WARMUP = 5000;
+/**
+ * Steady produce rate for the latency run. One record per produce request,
+ * and the mock returns one record batch per partition per fetch, so this is
+ * kept below what the baseline's fetch loop sustains on the mock (about
+ * 300-400 msg/s here); above it the baseline falls behind and its latency
+ * only measures its growing backlog.
+ */
+const PACE_RATE = 200;
+const PACE_WARMUP = 200;
+const PACE_MESSAGES = 3000;
+const MAX_WAIT_MS = 500;
+const PAYLOAD = benchPayload();
+const SCRIPT = fileURLToPath(import.meta.url);
+const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
+
+type Case = 'baseline' | 'turnout';
+
+// ---- the baseline: what a team writes without turnout --------------------------
+
+async function baseline(brokers: string[], topic: string, group: string, appUrl: string): Promise<void> {
+  const app = new URL(appUrl);
+  const pool = new Pool(app.origin, { connections: PARTITIONS, pipelining: 1 });
+  const kafka = new Kafka({ brokers, clientId: 'bench-baseline', logLevel: logLevel.ERROR });
+  const consumer = kafka.consumer({ groupId: group, maxWaitTimeInMs: MAX_WAIT_MS });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    partitionsConsumedConcurrently: PARTITIONS,
+    eachMessage: async ({ message }) => {
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      for (const [k, v] of Object.entries(message.headers ?? {})) if (v !== undefined && !Array.isArray(v)) headers[k] = v.toString();
+      headers[ID_HEADER] = headers['x-turnout-id'] ?? '';
+      const res = await pool.request({ method: 'POST', path: app.pathname, headers, body: message.value ?? Buffer.alloc(0) });
+      await res.body.dump();
+      if (res.statusCode >= 300) throw new Error(`app answered ${res.statusCode}`);
+    },
+  });
+  const stop = async (): Promise<void> => {
+    await consumer.disconnect();
+    await pool.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop());
+}
+
+// ---- the parent: topics, producer, app, both consumers ---------------------------
+
+interface Running {
+  stop(): Promise<void>;
+}
+
+function startCase(c: Case, cluster: MockCluster, topic: string, group: string, appUrl: string): Promise<Running> {
+  const child: ChildProcess = c === 'baseline'
+    ? spawn(process.execPath, [SCRIPT, '--case', 'baseline', '--brokers', cluster.bootstrap, '--topic', topic, '--group', group, '--app', appUrl], { stdio: ['ignore', 'inherit', 'inherit'] })
+    : spawn(process.execPath, [CLI, 'run'], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: {
+        ...process.env,
+        TURNOUT_BROKER: cluster.brokerUrl,
+        TURNOUT_SOURCE: topic,
+        TURNOUT_GROUP: group,
+        TURNOUT_APP_URL: appUrl,
+        TURNOUT_DLQ: `${topic}.dlq`,
+        TURNOUT_KAFKA_IDEMPOTENT: 'false', // the mock cluster cannot start an idempotent kafkajs producer
+        TURNOUT_PORT: '0',
+        TURNOUT_HOST: '127.0.0.1',
+        TURNOUT_LOG_LEVEL: process.env.BENCH_LOG ?? 'error',
+      },
+    });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  return Promise.resolve({
+    async stop() {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  });
+}
+
+function message(id: string, sentNs?: bigint): { key: string; value: Buffer; headers: Record<string, string> } {
+  const headers: Record<string, string> = { 'x-turnout-id': id, [VERSION_HEADER]: '1', 'content-type': 'application/json' };
+  if (sentNs !== undefined) headers[SENT_HEADER] = String(sentNs);
+  return { key: id, value: PAYLOAD, headers };
+}
+
+async function produceBacklog(producer: Producer, topic: string, prefix: string, n: number): Promise<void> {
+  for (let i = 0; i < n; i += PRODUCE_BATCH) {
+    const batch = Array.from({ length: Math.min(PRODUCE_BATCH, n - i) }, (_, j) => message(`${prefix}-${i + j}`));
+    await producer.send({ topic, acks: -1, messages: batch });
+  }
+}
+
+interface Throughput {
+  perSecond: number;
+  duplicates: number;
+}
+
+async function throughputRound(c: Case, round: number, n: number, cluster: MockCluster, producer: Producer, app: BenchAppControl, appUrl: string): Promise<Throughput> {
+  const topic = await cluster.newTopic(PARTITIONS, `bench-${c}-${round}`);
+  await cluster.createTopic(`${topic}.dlq`, 1);
+  const prefix = `${c}-${round}`;
+  // A warm-up share first (JIT, connections, group join), then the measured backlog behind it.
+  await produceBacklog(producer, topic, `${prefix}-warm`, WARMUP);
+  await produceBacklog(producer, topic, `${prefix}-run`, n);
+  await app.reset(`${prefix}-warm-`);
+  const run = await startCase(c, cluster, topic, `g-${topic}`, appUrl);
+  try {
+    await app.waitFor(WARMUP, 180_000);
+    await app.reset(`${prefix}-run-`);
+    // Partitions drain unevenly: a few measured messages may have arrived before the reset.
+    const seen = await app.waitFor(Math.floor(n * 0.95), 180_000);
+    return { perSecond: (seen.count - 1) / (Number(BigInt(seen.lastNs) - BigInt(seen.firstNs)) / 1e9), duplicates: seen.duplicates };
+  } finally {
+    await run.stop();
+  }
+}
+
+interface Latency {
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+async function latencyRun(c: Case, cluster: MockCluster, producer: Producer, app: BenchAppControl, appUrl: string): Promise<Latency> {
+  const topic = await cluster.newTopic(PARTITIONS, `lat-${c}`);
+  await cluster.createTopic(`${topic}.dlq`, 1);
+  const run = await startCase(c, cluster, topic, `g-${topic}`, appUrl);
+  const send = (prefix: string) => (i: number): void => {
+    void producer.send({ topic, acks: -1, messages: [message(`${prefix}-${i}`, monoNs())] });
+  };
+  try {
+    await app.reset(`warm-${c}-`);
+    await paced(PACE_RATE, PACE_WARMUP, send(`warm-${c}`));
+    await app.waitFor(PACE_WARMUP, 60_000);
+    await app.reset(`lat-${c}-`);
+    await paced(PACE_RATE, PACE_MESSAGES, send(`lat-${c}`));
+    await app.waitFor(PACE_MESSAGES, 60_000);
+    const lat = new LatencyRecorder();
+    lat.recordAll(await app.latencies());
+    const s = lat.summary();
+    return { p50Ms: s.p50Ms, p99Ms: s.p99Ms, maxMs: s.maxMs };
+  } finally {
+    await run.stop();
+  }
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor((s.length - 1) / 2)] as number;
+};
+
+async function parent(rounds: number, n: number): Promise<number> {
+  const cluster = await startMockCluster();
+  const benchApp = await startBenchApp();
+  const app = new BenchAppControl(benchApp.base);
+  const producer = new Kafka({ brokers: cluster.brokers, clientId: 'bench-producer', logLevel: logLevel.ERROR })
+    .producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  const problems: string[] = [];
+  try {
+    const tp: Record<Case, number[]> = { baseline: [], turnout: [] };
+    for (let r = 1; r <= rounds; r++) {
+      for (const c of ['baseline', 'turnout'] as Case[]) {
+        const t = await throughputRound(c, r, n, cluster, producer, app, benchApp.url);
+        if (t.duplicates > 0) problems.push(`${c} round ${r}: ${t.duplicates} duplicate deliveries`);
+        tp[c].push(t.perSecond);
+        process.stderr.write(`round ${r} ${c}: ${fmt(t.perSecond)} msg/s\n`);
+      }
+    }
+    const lat: Partial<Record<Case, Latency>> = {};
+    for (const c of ['baseline', 'turnout'] as Case[]) lat[c] = await latencyRun(c, cluster, producer, app, benchApp.url);
+
+    const base = median(tp.baseline);
+    const turn = median(tp.turnout);
+    const ratio = turn / base;
+    const rows = (['baseline', 'turnout'] as Case[]).map((c) => [
+      c === 'baseline' ? 'kafkajs eachMessage → POST' : 'kafka → turnout → POST',
+      fmt(median(tp[c])),
+      tp[c].map((x) => fmt(x)).join(' / '),
+      fmt(lat[c]?.p50Ms, 1),
+      fmt(lat[c]?.p99Ms, 1),
+      fmt(lat[c]?.maxMs, 1),
+    ]);
+    console.log(`\n${describeMachine()}; librdkafka mock cluster (1 broker), ${PARTITIONS} partitions, ${n} × 1 KiB per round, latency at ${PACE_RATE} msg/s\n`);
+    console.log(markdownTable(['path', 'msg/s (median)', 'rounds', 'p50 ms', 'p99 ms', 'max ms'], rows));
+    const ok = ratio >= TARGET_RATIO;
+    console.log(`\nturnout / baseline throughput: ${fmt(ratio * 100, 1)} % (target ≥ ${TARGET_RATIO * 100} %): ${ok ? 'met' : 'NOT met'}`);
+    for (const p of problems) console.log(`problem: ${p}`);
+    return ok && problems.length === 0 ? 0 : 1;
+  } finally {
+    await producer.disconnect();
+    await benchApp.close();
+    await cluster.stop();
+  }
+}
+
+const { values } = parseArgs({
+  options: {
+    case: { type: 'string' },
+    brokers: { type: 'string' },
+    topic: { type: 'string' },
+    group: { type: 'string' },
+    app: { type: 'string' },
+    rounds: { type: 'string', default: '3' },
+    messages: { type: 'string', default: '20000' },
+  },
+});
+
+if (values.case === 'baseline') {
+  await baseline(String(values.brokers).split(','), String(values.topic), String(values.group), String(values.app));
+} else {
+  process.exitCode = await parent(Number(values.rounds), Number(values.messages));
+}
