@@ -111,7 +111,4 @@ function crossCheck(c: Config): void {
   if (c.blue !== undefined && c.green !== undefined && c.blue === c.green) {
     throw new ConfigError('TURNOUT_BLUE and TURNOUT_GREEN name the same target', 'TURNOUT_GREEN');
   }
-  if (c.accept !== null && c.accept.length === 0) {
-    throw new ConfigError('TURNOUT_ACCEPT names no version', 'TURNOUT_ACCEPT');
-  }
 }

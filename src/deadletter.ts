@@ -2,6 +2,7 @@
 // payload and version, never a translated copy) with the reason headers.
 
 import type { Message, Received } from '../adapters/broker.ts';
+import { deleteHeader, setHeader } from './headers.ts';
 
 export type DeadLetterReason = 'max-attempts' | 'rejected' | 'unsupported-version' | 'translate-error' | 'too-large';
 
@@ -10,12 +11,12 @@ export const DEFERRALS_HEADER = 'x-turnout-deferrals';
 export function deadLetterMessage(original: Received, reason: DeadLetterReason, error: string, attempts: number, now = new Date()): Message {
   const headers: Record<string, string> = { ...original.headers };
   // The deferral count is bookkeeping of the queue it left; the next consumer starts afresh.
-  delete headers[DEFERRALS_HEADER];
-  headers['x-turnout-dlq-reason'] = reason;
-  headers['x-turnout-error'] = oneLine(error, 512);
-  headers['x-turnout-attempts'] = String(attempts);
-  headers['x-turnout-source'] = original.source;
-  headers['x-turnout-failed-at'] = now.toISOString();
+  deleteHeader(headers, DEFERRALS_HEADER);
+  setHeader(headers, 'x-turnout-dlq-reason', reason);
+  setHeader(headers, 'x-turnout-error', oneLine(error, 512));
+  setHeader(headers, 'x-turnout-attempts', String(attempts));
+  setHeader(headers, 'x-turnout-source', original.source);
+  setHeader(headers, 'x-turnout-failed-at', now.toISOString());
   const out: Message = { id: original.id, payload: original.payload, headers };
   if (original.key !== undefined) out.key = original.key;
   if (original.contentType !== undefined) out.contentType = original.contentType;

@@ -5,6 +5,7 @@
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { Pool, errors as undiciErrors } from 'undici';
 import type { Message } from '../adapters/broker.ts';
+import { headerValue, setHeader } from './headers.ts';
 
 export type StatusClass = 'delivered' | 'unsupported' | 'retry' | 'rejected';
 
@@ -73,12 +74,16 @@ export class AppClient {
     for (const [k, v] of Object.entries(message.headers)) {
       if (!HOP_BY_HOP.has(k.toLowerCase())) headers[k] = v;
     }
-    headers['content-type'] = message.contentType ?? 'application/octet-stream';
-    headers['x-turnout-message-id'] = message.id;
-    headers['x-turnout-attempt'] = String(ctx.attempt);
-    headers['x-turnout-source'] = ctx.source;
-    if (ctx.redelivered) headers['x-turnout-redelivered'] = 'true';
-    if (message.key !== undefined) headers['x-turnout-key'] = message.key;
+    // A dead-lettered copy names where it failed in x-turnout-source; on delivery that
+    // header names the queue it is consumed from now, so keep the first as x-turnout-dlq-source.
+    const failedIn = headerValue(message.headers, 'x-turnout-dlq-reason') !== undefined ? headerValue(message.headers, 'x-turnout-source') : undefined;
+    if (failedIn !== undefined && failedIn !== ctx.source) setHeader(headers, 'x-turnout-dlq-source', failedIn);
+    setHeader(headers, 'content-type', message.contentType ?? 'application/octet-stream');
+    setHeader(headers, 'x-turnout-message-id', message.id);
+    setHeader(headers, 'x-turnout-attempt', String(ctx.attempt));
+    setHeader(headers, 'x-turnout-source', ctx.source);
+    if (ctx.redelivered) setHeader(headers, 'x-turnout-redelivered', 'true');
+    if (message.key !== undefined) setHeader(headers, 'x-turnout-key', message.key);
     const unsendable = unsendableHeader(headers);
     if (unsendable !== undefined) return { kind: 'rejected', error: `message cannot be sent over HTTP: ${unsendable}` };
 

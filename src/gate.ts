@@ -2,6 +2,7 @@
 // chain to a version the app accepts, or defer it for a consumer that can.
 
 import type { Chain, TranslatorSet } from './translators.ts';
+import { headerValue } from './headers.ts';
 import { parseVersion } from './version.ts';
 
 export type GateDecision =
@@ -19,7 +20,7 @@ export interface GateOptions {
 }
 
 export function decide(headers: Record<string, string>, options: GateOptions, translators: TranslatorSet): GateDecision {
-  const raw = headers[options.versionHeader];
+  const raw = headerValue(headers, options.versionHeader);
   let version: number;
   if (raw === undefined || raw === '') {
     version = options.defaultVersion;

@@ -15,6 +15,7 @@ import { backoffDelay, sleep } from './backoff.ts';
 import { DEFERRALS_HEADER, deadLetterMessage, type DeadLetterReason } from './deadletter.ts';
 import type { AppClient } from './delivery.ts';
 import { decide } from './gate.ts';
+import { headerValue, setHeader } from './headers.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import type { Router } from './router.ts';
@@ -143,16 +144,10 @@ export class Pipeline {
           throw err;
         }
         metrics.translated.inc({ from: String(decision.chain.from), to: String(decision.chain.to) });
-        out = {
-          ...m,
-          payload,
-          contentType: 'application/json',
-          headers: {
-            ...m.headers,
-            [config.versionHeader]: String(decision.chain.to),
-            'x-turnout-translated-from': String(decision.chain.from),
-          },
-        };
+        const headers = { ...m.headers };
+        setHeader(headers, config.versionHeader, String(decision.chain.to));
+        setHeader(headers, 'x-turnout-translated-from', String(decision.chain.from));
+        out = { ...m, payload, contentType: 'application/json', headers };
         break;
       }
       case 'pass':
@@ -217,14 +212,16 @@ export class Pipeline {
 
   private async defer(m: Received, version: number, why: string): Promise<Disposition> {
     const { config, metrics, logger } = this.d;
-    const count = Number.parseInt(m.headers[DEFERRALS_HEADER] ?? '0', 10);
+    const count = Number.parseInt(headerValue(m.headers, DEFERRALS_HEADER) ?? '0', 10);
     const n = Number.isFinite(count) && count > 0 ? count : 0;
     if (n >= config.maxDeferrals) {
       return this.deadLetter(m, 'unsupported-version', `${why}; deferred ${n} times (TURNOUT_MAX_DEFERRALS=${config.maxDeferrals})`, 0);
     }
     metrics.deferred.inc({ source: m.source, version: String(version) });
     logger.debug({ id: m.id, version, deferrals: n + 1 }, `deferred: ${why}`);
-    return { kind: 'defer', delayMs: config.deferDelay, headers: { ...m.headers, [DEFERRALS_HEADER]: String(n + 1) } };
+    const headers = { ...m.headers };
+    setHeader(headers, DEFERRALS_HEADER, String(n + 1));
+    return { kind: 'defer', delayMs: config.deferDelay, headers };
   }
 
   private async deadLetter(m: Received, reason: DeadLetterReason, error: string, attempts: number): Promise<Disposition> {

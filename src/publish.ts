@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { BrokerAdapter, Message } from '../adapters/broker.ts';
 import type { Config } from '../config/schema.ts';
+import { headerValue, setHeader } from './headers.ts';
 import type { Color, Router } from './router.ts';
 
 export class PublishRefused extends Error {
@@ -37,8 +38,8 @@ export function messageFromRequest(req: PublishRequest, config: Config): Message
     if (name === 'x-turnout-key' || name === 'x-turnout-message-id') continue;
     headers[name] = Array.isArray(value) ? value.join(', ') : value;
   }
-  if (config.produceVersion !== undefined && (headers[config.versionHeader] ?? '') === '') {
-    headers[config.versionHeader] = String(config.produceVersion);
+  if (config.produceVersion !== undefined && (headerValue(headers, config.versionHeader) ?? '') === '') {
+    setHeader(headers, config.versionHeader, String(config.produceVersion));
   }
   const one = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
   const id = one(req.headers['x-turnout-message-id']);

@@ -6,6 +6,7 @@ import { hash } from 'node:crypto';
 import type { Message } from '../adapters/broker.ts';
 import type { RouteKey } from '../config/schema.ts';
 import { expandTarget } from '../config/load.ts';
+import { headerValue } from './headers.ts';
 
 export type Color = 'blue' | 'green';
 
@@ -27,7 +28,7 @@ export function routeKeyOf(message: Message, spec: RouteKey): string {
     case 'key':
       return message.key !== undefined && message.key !== '' ? message.key : message.id;
     case 'header': {
-      const v = message.headers[spec.name];
+      const v = headerValue(message.headers, spec.name);
       return v !== undefined && v !== '' ? v : message.id;
     }
     case 'json': {

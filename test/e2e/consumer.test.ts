@@ -111,8 +111,10 @@ describe('delivery status table (one message kind per row)', () => {
         const copy = dlqCopies(id)[0] as Delivery;
         assert.equal(copy.headers['x-turnout-dlq-reason'], 'rejected');
         assert.equal(copy.headers['x-turnout-attempts'], '1');
-        // On delivery, x-turnout-source names the queue the copy is consumed from now.
+        // On delivery, x-turnout-source names the queue the copy is consumed from now;
+        // where it failed travels as x-turnout-dlq-source.
         assert.equal(copy.headers['x-turnout-source'], 'in.dlq');
+        assert.equal(copy.headers['x-turnout-dlq-source'], 'in');
         assert.match(String(copy.headers['x-turnout-error']), /app answered 4\d\d/);
         assert.ok(!Number.isNaN(Date.parse(String(copy.headers['x-turnout-failed-at']))));
         assert.deepEqual(copy.body, fromIn(id)[0]?.body);
