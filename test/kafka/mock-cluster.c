@@ -13,6 +13,7 @@
  *   create <topic> <partitions>       a new topic
  *   missing <topic>                   behave like a broker with auto-creation
  *                                     off: Metadata says the topic is unknown
+ *   restore <topic>                   undo `missing`: the topic exists (again)
  */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -44,6 +45,9 @@ int main(int argc, char **argv) {
                         err = rd_kafka_mock_topic_create(mc, topic, partitions, brokers < 3 ? brokers : 3);
                 else if (sscanf(line, "missing %511s", topic) == 1) {
                         rd_kafka_mock_topic_set_error(mc, topic, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+                        err = RD_KAFKA_RESP_ERR_NO_ERROR;
+                } else if (sscanf(line, "restore %511s", topic) == 1) {
+                        rd_kafka_mock_topic_set_error(mc, topic, RD_KAFKA_RESP_ERR_NO_ERROR);
                         err = RD_KAFKA_RESP_ERR_NO_ERROR;
                 }
                 if (err)

@@ -29,6 +29,8 @@ export interface MockCluster {
    * broker would not; turnout never asks for all topics.
    */
   markMissing(name: string): Promise<void>;
+  /** Undoes markMissing: the topic exists (with the mock's default 4 partitions unless created before). */
+  restore(name: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -83,6 +85,7 @@ export async function startMockCluster(brokerCount = 1): Promise<MockCluster> {
       return name;
     },
     markMissing: (name) => command(`missing ${name}`),
+    restore: (name) => command(`restore ${name}`),
     async stop() {
       child.stdin.end();
       const timer = setTimeout(() => child.kill('SIGKILL'), 3000);

@@ -92,6 +92,43 @@ test('an unaccepted version waits on the deferral topic without holding up its p
   }
 });
 
+test('dead-letter topic unavailable: the message is released, comes again (redelivered), its partition waits, nothing is skipped', async () => {
+  const src = await cluster.newTopic(1, 'poison');
+  const dlq = `${src}.dlq`;
+  await cluster.markMissing(dlq); // as if the DLQ topic had not been created yet
+  // The app refuses "bad" (400 → dead-letter at once) and takes the rest.
+  const app: TestApp = await startApp((d) => (d.id === 'bad' ? 400 : 200));
+  const t = await startTurnout({ ...kafkaEnv(cluster), TURNOUT_SOURCE: src, TURNOUT_APP_URL: app.url, TURNOUT_DLQ: '{source}.dlq', TURNOUT_RETRY_BACKOFF: '50' });
+  const producer = await testProducer(cluster);
+  try {
+    await producer.send(src, [
+      { key: 'a', value: '{"n":1}', headers: { 'x-turnout-id': 'good-1' } },
+      { key: 'a', value: '{"n":2}', headers: { 'x-turnout-id': 'bad' } },
+      { key: 'a', value: '{"n":3}', headers: { 'x-turnout-id': 'good-2' } },
+    ]);
+    await waitFor('"bad" handed out again', () => app.deliveries.filter((d) => d.id === 'bad').length >= 2, 30_000);
+    const again = app.deliveries.filter((d) => d.id === 'bad')[1]!;
+    assert.equal(again.headers['x-turnout-redelivered'], 'true', 'the second copy is marked redelivered');
+    assert.equal(app.accepted.has('good-1'), true);
+    assert.equal(app.deliveries.some((d) => d.id === 'good-2'), false, 'the message behind it in the partition waits (order kept)');
+    assert.ok(((await (await fetch(`${t.baseUrl}/v1/queues/${src}`)).json()) as { depth: number }).depth >= 2, 'not committed past "bad"');
+
+    await cluster.restore(dlq);
+    await waitFor('"good-2" delivered after "bad" was dead-lettered', () => app.accepted.has('good-2'), 30_000);
+    const seen = await readTopics(cluster, [dlq], (s) => s.length >= 1);
+    assert.deepEqual(seen.map((m) => m.headers['x-turnout-id']), ['bad'], 'dead-lettered once');
+    assert.equal(seen[0]?.headers['x-turnout-dlq-reason'], 'rejected');
+    assert.equal(app.accepted.get('good-1')?.length, 1);
+    assert.equal(app.accepted.get('good-2')?.length, 1);
+    await waitFor('lag 0', async () => ((await (await fetch(`${t.baseUrl}/v1/queues/${src}`)).json()) as { depth: number }).depth === 0, 10_000);
+    assert.equal(await t.stop(), 0);
+  } finally {
+    await producer.close();
+    await t.kill();
+    await app.close();
+  }
+});
+
 test('TURNOUT_DLQ is required with Kafka: exit 2 naming it', async () => {
   const r = await runTurnout(['run'], { ...kafkaEnv(cluster), TURNOUT_SOURCE: 'orders', TURNOUT_APP_URL: 'http://127.0.0.1:9/' });
   assert.equal(r.code, 2);
