@@ -40,14 +40,38 @@ export interface AmqpOptions {
 /** Heartbeat when the URL sets none: a dead peer is noticed within ~2 intervals, so /readyz does not lie for minutes. */
 const DEFAULT_HEARTBEAT_S = 15;
 
+/** RabbitMQ's default consumer_timeout (rabbitmq.conf), 30 min since 3.8.15. */
+const RABBIT_CONSUMER_TIMEOUT_MS = 1_800_000;
+
 export function create(ctx: AdapterContext): BrokerAdapter {
   const b = ctx.config.broker;
   if (b.kind !== 'amqp') throw new Error(`amqp adapter created for broker kind ${b.kind}`);
+  const logger = ctx.logger.child({ broker: 'amqp' });
+  warnAboutConsumerTimeout(ctx, logger);
   return new AmqpBroker({
     url: b.url,
-    logger: ctx.logger.child({ broker: 'amqp' }),
+    logger,
     connectionName: `turnout ${hostname()}${ctx.config.source ? ` ${ctx.config.source.join(',')}` : ''}`,
   });
+}
+
+/**
+ * A message turnout holds unacked for longer than RabbitMQ's consumer_timeout
+ * makes RabbitMQ close the whole channel: every unacked message on it is
+ * redelivered (duplicates). Say so at start when the configuration allows it.
+ */
+function warnAboutConsumerTimeout(ctx: AdapterContext, logger: Logger): void {
+  const c = ctx.config;
+  if (c.source === undefined) return;
+  let retries = 0;
+  for (let a = 1; a < c.maxAttempts; a++) retries += Math.min(30_000, c.retryBackoff * 2 ** (a - 1));
+  const worst = c.deliveryTimeout * c.maxAttempts + retries;
+  const minutes = (ms: number): string => `${Math.round(ms / 60_000)} min`;
+  if (c.deliveryTimeout >= RABBIT_CONSUMER_TIMEOUT_MS) {
+    logger.warn(`TURNOUT_DELIVERY_TIMEOUT (${minutes(c.deliveryTimeout)}) reaches RabbitMQ's default consumer_timeout (30 min): raise consumer_timeout in rabbitmq.conf, or RabbitMQ closes the channel and redelivers every unacked message on it`);
+  } else if (worst > RABBIT_CONSUMER_TIMEOUT_MS) {
+    logger.info(`a message that times out on every attempt is held up to ~${minutes(worst)} (TURNOUT_DELIVERY_TIMEOUT x TURNOUT_MAX_ATTEMPTS + backoff), longer than RabbitMQ's default consumer_timeout (30 min); see docs/rabbitmq.md`);
+  }
 }
 
 export class AmqpBroker implements BrokerAdapter {
@@ -166,6 +190,8 @@ export class AmqpBroker implements BrokerAdapter {
     try {
       conn = await amqp.connect(this.url, {
         timeout: 10_000,
+        // A publish is three small frames and an ack one; Nagle's algorithm would hold them back waiting for the broker's TCP ack.
+        noDelay: true,
         clientProperties: { connection_name: this.o.connectionName ?? `turnout ${hostname()}` },
       });
     } catch (err) {
