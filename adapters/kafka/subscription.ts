@@ -73,6 +73,8 @@ export class KafkaSubscription implements Subscription {
   /** Between the group telling us to rejoin and the new assignment: nothing new starts. */
   private rebalancing = false;
   private memberId: string | undefined;
+  /** Partitions of the current assignment: a batch for any other (fetched before a rebalance) is ignored. */
+  private assigned = new Set<string>();
   /** Highest offset handed out per partition, across rebalances: marks refetched copies redelivered. */
   private readonly handedOut = new Map<string, bigint>();
   private readonly pending = new Map<string, PendingCommit>();
@@ -156,8 +158,8 @@ export class KafkaSubscription implements Subscription {
 
   /** The batch callback: buffer, resolve (so kafkajs fetches on), return. */
   private async take({ batch, resolveOffset, isRunning, isStale }: EachBatchPayload): Promise<void> {
-    if (this.stopped || !isRunning() || isStale()) return;
     const key = partitionKey(batch.topic, batch.partition);
+    if (this.stopped || !isRunning() || isStale() || !this.assigned.has(key)) return;
     let p = this.parts.get(key);
     if (!p) {
       p = new PartitionWork(batch.topic, batch.partition, batch.topic === this.deferTopic);
@@ -397,6 +399,7 @@ export class KafkaSubscription implements Subscription {
     // A new member id means the group forgot us (session expired): nothing we hold is ours any more.
     const fresh = memberId !== this.memberId;
     this.memberId = memberId;
+    this.assigned = keep;
     for (const p of [...this.parts.values()]) {
       if (fresh || !keep.has(p.key)) this.revoke(p);
       else if (p.fetchNext !== undefined) {
@@ -434,6 +437,7 @@ export class KafkaSubscription implements Subscription {
     this.healthy = false;
     this.rebalancing = true;
     this.memberId = undefined;
+    this.assigned = new Set();
     for (const p of [...this.parts.values()]) this.revoke(p);
     this.log.error({ err: classify(error, 'kafka consumer'), restart }, 'kafka consumer crashed; its partitions are given up');
     // kafkajs restarts by itself on retriable errors; otherwise start a new consumer.
