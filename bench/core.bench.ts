@@ -1,0 +1,524 @@
+// The core benchmark (issue 2, performance): turnout against plain baselines,
+// side by side in one run.
+//
+//   (a) gate decision + translate() of a 1 KiB JSON message, in-process,
+//       against jsonata(expr).evaluate() on the already-parsed object.
+//   (b) embedded broker → turnout → HTTP app on loopback, against undici
+//       POSTing the same messages straight to the same app with the same
+//       concurrency: throughput, and latency at a paced 1 000 msg/s.
+//
+// The parent process hosts the app and runs every case in a child process
+// (`node core.bench.js --case NAME --app URL`) so each case's peak RSS is its
+// own. The (b) cases run in alternating passes (baseline, turnout, baseline,
+// turnout…) and their figures are pooled, so a load change on a shared
+// machine hits both sides alike. Targets live here, never in unit tests.
+//
+// The children run what the image runs: tsc's JavaScript (built into
+// .cache/ first), not the .ts sources — Node's type stripping alone adds
+// ~18 MiB RSS. And V8 sizes its heap from the memory it sees: on a 24 GiB
+// host it lets the young generation grow to 64 MiB and garbage pile up to
+// ~300 MiB RSS even in the bare undici baseline, while in the sidecar's
+// container (k8s manifests: 256 Mi limit) Node sizes it from the cgroup
+// limit. --heap=container (the default) gives every child, baseline and
+// turnout alike, the heap V8 derives for 256 MiB; --heap=host leaves V8's
+// defaults for this machine.
+//
+//   node bench/core.bench.ts [--only a|b|CASE,…] [--heap=container|host] [--from-source]
+//                            [--child-node-args="--cpu-prof --cpu-prof-dir=DIR"]
+//
+// Exit status: 0 every target met, 1 a target missed or a message went astray.
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import jsonata from 'jsonata';
+import { Pool } from 'undici';
+import type { Message } from '../adapters/broker.ts';
+import { MemoryBroker } from '../adapters/memory.ts';
+import { loadConfig } from '../config/load.ts';
+import { decide } from '../src/gate.ts';
+import { createLogger } from '../src/log.ts';
+import { parseTranslators, translate } from '../src/translators.ts';
+import { Turnout } from '../src/turnout.ts';
+import { BenchAppControl, ID_HEADER, SENT_HEADER, startBenchApp, type WaitAnswer } from './lib/app.ts';
+import { emitResult, runChild, type CaseResult } from './lib/child.ts';
+import { LatencyRecorder } from './lib/latency.ts';
+import { describeMachine } from './lib/machine.ts';
+import { monoNs, paced } from './lib/pace.ts';
+import { benchPayload, STEP_1_TO_2, TRANSLATORS_YAML, VERSION_HEADER } from './lib/payload.ts';
+import { RssSampler, type RssReport } from './lib/rss.ts';
+import { fmt, markdownTable, type Cell } from './lib/table.ts';
+
+// ---- fixed parameters --------------------------------------------------------
+
+const TARGETS = {
+  /** (b) turnout's throughput as a share of the direct-POST baseline's. */
+  minThroughputRatio: 0.7,
+  /** (b) p99 end-to-end latency turnout adds at 1 000 msg/s. */
+  maxAddedP99Ms: 2,
+  /** Peak RSS of the turnout process. */
+  maxRssMiB: 120,
+} as const;
+
+/**
+ * The heap V8 gives itself in a 256 MiB container (Heap::HeapSizeFromPhysicalMemory:
+ * 256 MiB old generation, 1 MiB semi-spaces), for children under --heap=container.
+ */
+const CONTAINER_HEAP_ARGS = ['--max-heap-size=259'];
+
+const CONCURRENCY = 16;
+const A_WARMUP = 5_000;
+const A_MESSAGES = 30_000;
+/** Alternating passes of the (b) cases. */
+const B_PASSES = 2;
+const B_WARMUP = 3_000;
+const B_MESSAGES = 20_000;
+/** Timed rounds per throughput child. */
+const B_ROUNDS = 2;
+/** Messages the producer keeps waiting in the embedded broker, as a broker would hold the rest. */
+const B_BACKLOG = 2_000;
+const PACE_RATE = 1_000;
+const PACE_WARMUP = 1_000;
+/** Per pass; B_PASSES × this are pooled per case. */
+const PACE_MESSAGES = 2_500;
+
+const SOURCE = 'bench-in';
+const DLQ = 'bench-dlq';
+const PAYLOAD = benchPayload();
+
+// ---- cases (each runs in its own child process) ------------------------------
+
+type CaseFn = (app: BenchAppControl, appUrl: string) => Promise<CaseResult>;
+
+const CASES: Record<string, CaseFn> = {
+  'translate-jsonata': async () => measureTranslate('translate-jsonata', () => {
+    const expr = jsonata(STEP_1_TO_2);
+    const parsed: unknown = JSON.parse(PAYLOAD.toString('utf8'));
+    return async () => {
+      await expr.evaluate(parsed);
+    };
+  }),
+
+  'translate-turnout': async () => measureTranslate('translate-turnout', () => {
+    const set = parseTranslators(TRANSLATORS_YAML, 'bench');
+    const gate = { versionHeader: VERSION_HEADER, defaultVersion: 1, accept: [2] };
+    const headers = { [VERSION_HEADER]: '1' };
+    return async () => {
+      const d = decide(headers, gate, set);
+      if (d.kind !== 'translate') throw new Error(`gate decided ${d.kind}, expected translate`);
+      await translate(d.chain, PAYLOAD);
+    };
+  }),
+
+  'http-direct': async (app, appUrl) => {
+    const rss = new RssSampler().start();
+    const post = directPoster(appUrl);
+    const problems: string[] = [];
+    const send = (prefix: string, n: number): Promise<void> => runWorkers(n, CONCURRENCY, (i) => post(message(`${prefix}-${i}`), problems));
+    const rates = await throughput(app, problems, send);
+    await post.close();
+    return throughputResult('http-direct', rates, rss.stop(), problems);
+  },
+
+  'turnout-pass': async (app, appUrl) => turnoutThroughput('turnout-pass', app, appUrl, 'all'),
+  'turnout-translate': async (app, appUrl) => turnoutThroughput('turnout-translate', app, appUrl, '2'),
+
+  'http-direct-paced': async (app, appUrl) => {
+    const rss = new RssSampler().start();
+    const post = directPoster(appUrl);
+    const problems: string[] = [];
+    const limit = limiter(CONCURRENCY);
+    const result = await pacedRun('http-direct-paced', app, problems, (m) => limit(() => post(m, problems)));
+    await post.close();
+    return { ...result, ...memory(rss.stop(), result.extra) };
+  },
+
+  'turnout-paced': async (app, appUrl) => {
+    const rss = new RssSampler().start();
+    const t = await startTurnout(appUrl, 'all');
+    const problems: string[] = [];
+    const result = await pacedRun('turnout-paced', app, problems, (m) => {
+      t.broker.publish(SOURCE, m).catch((err: unknown) => problems.push(`publish: ${String(err)}`));
+    });
+    await stopTurnout(t, problems);
+    return { ...result, ...memory(rss.stop(), result.extra) };
+  },
+};
+
+async function measureTranslate(name: string, setup: () => () => Promise<void>): Promise<CaseResult> {
+  const rss = new RssSampler().start();
+  const op = setup();
+  for (let i = 0; i < A_WARMUP; i++) await op();
+  const lat = new LatencyRecorder();
+  const started = performance.now();
+  for (let i = 0; i < A_MESSAGES; i++) {
+    const t0 = performance.now();
+    await op();
+    lat.record(performance.now() - t0);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const s = lat.summary();
+  const base = { case: name, messages: A_MESSAGES, perSecond: A_MESSAGES / seconds, p50Ms: s.p50Ms, p99Ms: s.p99Ms, problems: [] };
+  return { ...base, ...memory(rss.stop(), { meanMs: s.meanMs }) };
+}
+
+async function turnoutThroughput(name: string, app: BenchAppControl, appUrl: string, accept: string): Promise<CaseResult> {
+  const rss = new RssSampler().start();
+  const t = await startTurnout(appUrl, accept);
+  const problems: string[] = [];
+  const publish = async (prefix: string, n: number): Promise<void> => {
+    for (let i = 0; i < n; i++) {
+      while (t.broker.held() >= B_BACKLOG) await sleep(1);
+      t.broker.publish(SOURCE, message(`${prefix}-${i}`)).catch((err: unknown) => problems.push(`publish: ${String(err)}`));
+    }
+  };
+  const rates = await throughput(app, problems, publish);
+  await stopTurnout(t, problems);
+  return throughputResult(name, rates, rss.stop(), problems);
+}
+
+/**
+ * Warm-up, then B_ROUNDS timed rounds of B_MESSAGES. A round runs from the
+ * first send to the app's receipt of the last message (one clock,
+ * CLOCK_MONOTONIC, across both processes). Returns messages/s per round.
+ */
+async function throughput(app: BenchAppControl, problems: string[], send: (prefix: string, n: number) => Promise<void>): Promise<number[]> {
+  await app.reset('warm-');
+  await send('warm', B_WARMUP);
+  checkSeen(await app.waitFor(B_WARMUP), 'warm-up', problems);
+  const rates: number[] = [];
+  for (let r = 0; r < B_ROUNDS; r++) {
+    await app.reset(`r${r}-`);
+    const t0 = monoNs();
+    const sending = send(`r${r}`, B_MESSAGES);
+    const seen = await app.waitFor(B_MESSAGES);
+    await sending;
+    checkSeen(seen, `round ${r}`, problems);
+    rates.push(B_MESSAGES / (Number(BigInt(seen.lastNs) - t0) / 1e9));
+  }
+  return rates;
+}
+
+function throughputResult(name: string, rates: number[], mem: RssReport, problems: string[]): CaseResult {
+  return { case: name, messages: B_MESSAGES, perSecond: median(rates), samples: rates, problems, ...memory(mem, {}) };
+}
+
+/** Paced warm-up, then PACE_MESSAGES stamped with their send time; the app computes each one's latency. */
+async function pacedRun(name: string, app: BenchAppControl, problems: string[], send: (m: Message) => void): Promise<Omit<CaseResult, 'peakRssMiB'>> {
+  const stamped = (prefix: string) => (i: number): void => {
+    const m = message(`${prefix}-${i}`);
+    m.headers[SENT_HEADER] = String(monoNs());
+    send(m);
+  };
+  await app.reset('warm-');
+  await paced(PACE_RATE, PACE_WARMUP, stamped('warm'));
+  checkSeen(await app.waitFor(PACE_WARMUP), 'paced warm-up', problems);
+  await app.reset('paced-');
+  const t0 = monoNs();
+  const lag = await paced(PACE_RATE, PACE_MESSAGES, stamped('paced'));
+  const seen = await app.waitFor(PACE_MESSAGES);
+  checkSeen(seen, 'paced run', problems);
+  const samples = await app.latencies();
+  const lat = new LatencyRecorder();
+  lat.recordAll(samples);
+  const l = lag.summary();
+  return {
+    case: name,
+    messages: PACE_MESSAGES,
+    perSecond: PACE_MESSAGES / (Number(BigInt(seen.lastNs) - t0) / 1e9),
+    p50Ms: lat.percentile(50),
+    p99Ms: lat.percentile(99),
+    samples,
+    extra: { producerLagP99Ms: l.p99Ms },
+    problems,
+  };
+}
+
+/** Every message of a phase arrived once, and nothing from an earlier phase turned up again. */
+function checkSeen(seen: WaitAnswer, phase: string, problems: string[]): void {
+  if (seen.duplicates > 0) problems.push(`${phase}: the app saw ${seen.duplicates} duplicate deliveries`);
+  if (seen.stray > 0) problems.push(`${phase}: the app saw ${seen.stray} messages of an earlier phase again`);
+}
+
+/** Peak RSS plus where it was (V8 heap vs. outside it), for the details line. */
+function memory(mem: RssReport, extra: Record<string, number>): { peakRssMiB: number; extra: Record<string, number> } {
+  return { peakRssMiB: mem.peakMiB, extra: { ...extra, heapPeakMiB: mem.heapTotalPeakMiB, externalPeakMiB: mem.externalPeakMiB } };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+// ---- the two paths under test ------------------------------------------------
+
+function message(id: string): Message {
+  return { id, payload: PAYLOAD, headers: { [VERSION_HEADER]: '1' }, contentType: 'application/json' };
+}
+
+interface Started {
+  turnout: Turnout;
+  broker: MemoryBroker;
+  dir: string;
+}
+
+async function startTurnout(appUrl: string, accept: string): Promise<Started> {
+  const dir = mkdtempSync(join(tmpdir(), 'turnout-bench-'));
+  const translators = join(dir, 'translators.yaml');
+  writeFileSync(translators, TRANSLATORS_YAML);
+  const { config } = loadConfig({
+    broker: 'memory',
+    source: SOURCE,
+    dlq: DLQ,
+    appUrl,
+    accept,
+    translators,
+    concurrency: String(CONCURRENCY),
+    port: '0',
+    host: '127.0.0.1',
+    logLevel: 'silent',
+  }, {});
+  const broker = new MemoryBroker({ onError: (err) => process.stderr.write(`embedded broker error: ${String(err)}\n`) });
+  // BENCH_LOG=warn shows turnout's own log (on stderr) when a run misbehaves.
+  const turnout = await Turnout.start({ config, logger: createLogger(process.env.BENCH_LOG ?? 'silent', process.stderr), broker });
+  return { turnout, broker, dir };
+}
+
+/** Shuts turnout down and accounts for every message: nothing dead-lettered, nothing left behind. */
+async function stopTurnout(t: Started, problems: string[]): Promise<void> {
+  const dlq = t.broker.drainQueue(DLQ);
+  const result = await t.turnout.shutdown();
+  rmSync(t.dir, { recursive: true, force: true });
+  if (dlq.length > 0) problems.push(`${dlq.length} messages dead-lettered (first: ${dlq[0]?.headers['x-turnout-error'] ?? '?'})`);
+  if (!result.clean || result.heldInMemory > 0) problems.push(`messages left behind at shutdown: ${JSON.stringify(result)}`);
+}
+
+type Poster = ((m: Message, problems: string[]) => Promise<void>) & { close: () => Promise<void> };
+
+/** The baseline client: an undici Pool configured as turnout's AppClient is, without turnout around it. */
+function directPoster(appUrl: string): Poster {
+  const url = new URL(appUrl);
+  const pool = new Pool(url.origin, { connections: CONCURRENCY, pipelining: 1, headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 10_000 });
+  const post = async (m: Message, problems: string[]): Promise<void> => {
+    const res = await pool.request({
+      path: url.pathname,
+      method: 'POST',
+      headers: { ...m.headers, 'content-type': m.contentType ?? 'application/octet-stream', [ID_HEADER]: m.id },
+      body: m.payload,
+    });
+    await res.body.text();
+    if (res.statusCode !== 200) problems.push(`app answered ${res.statusCode} for ${m.id}`);
+  };
+  return Object.assign(post, { close: () => pool.close() });
+}
+
+/** n jobs, `width` at a time. */
+async function runWorkers(n: number, width: number, job: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < n) await job(next++);
+  };
+  await Promise.all(Array.from({ length: width }, worker));
+}
+
+/** Starts jobs as they come, at most `width` at once; the rest wait in order (as turnout's prefetch does). */
+function limiter(width: number): (job: () => Promise<void>) => void {
+  let active = 0;
+  const waiting: (() => Promise<void>)[] = [];
+  const run = (job: () => Promise<void>): void => {
+    active++;
+    job().catch((err: unknown) => process.stderr.write(`${String(err)}\n`)).finally(() => {
+      active--;
+      const nextJob = waiting.shift();
+      if (nextJob) run(nextJob);
+    });
+  };
+  return (job) => (active < width ? run(job) : void waiting.push(job));
+}
+
+// ---- the parent: run the cases, pool, tabulate, judge ------------------------
+
+const PART: Record<string, 'a' | 'b'> = {
+  'translate-jsonata': 'a', 'translate-turnout': 'a',
+  'http-direct': 'b', 'turnout-pass': 'b', 'turnout-translate': 'b',
+  'http-direct-paced': 'b', 'turnout-paced': 'b',
+};
+
+/** The order of child runs: (a) once, then alternating passes of the (b) pairs. */
+function schedule(): string[] {
+  const runs = ['translate-jsonata', 'translate-turnout'];
+  for (let p = 0; p < B_PASSES; p++) runs.push('http-direct', 'turnout-pass', 'turnout-translate');
+  for (let p = 0; p < B_PASSES; p++) runs.push('http-direct-paced', 'turnout-paced');
+  return runs;
+}
+
+/** Pools repeated runs of one case: throughput = median of every round, latency percentiles over every sample. */
+function pool(runs: CaseResult[]): CaseResult {
+  const first = runs[0] as CaseResult;
+  if (runs.length === 1 && first.samples === undefined) return first;
+  const samples = runs.flatMap((r) => r.samples ?? []);
+  const out: CaseResult = {
+    case: first.case,
+    messages: runs.reduce((n, r) => n + r.messages, 0),
+    perSecond: first.p50Ms === undefined ? median(samples) : runs.reduce((n, r) => n + r.perSecond, 0) / runs.length,
+    peakRssMiB: Math.max(...runs.map((r) => r.peakRssMiB)),
+    extra: {},
+    problems: runs.flatMap((r) => r.problems),
+  };
+  for (const r of runs) for (const [k, v] of Object.entries(r.extra)) out.extra[k] = Math.max(out.extra[k] ?? -Infinity, v);
+  if (first.p50Ms !== undefined) {
+    const lat = new LatencyRecorder();
+    lat.recordAll(samples);
+    out.p50Ms = lat.percentile(50);
+    out.p99Ms = lat.percentile(99);
+    out.extra.maxMs = lat.percentile(100);
+  } else {
+    out.extra.rounds = samples.length;
+    out.extra.minPerSecond = Math.min(...samples);
+    out.extra.maxPerSecond = Math.max(...samples);
+  }
+  return out;
+}
+
+/**
+ * The script the children run: this file compiled by tsc (as the image's
+ * dist/ is), unless it already is JavaScript or --from-source asks for the .ts.
+ */
+function childScript(fromSource: boolean): { script: string; cleanup: () => void } {
+  const self = fileURLToPath(import.meta.url);
+  if (fromSource || self.endsWith('.js')) return { script: self, cleanup: () => {} };
+  const root = join(dirname(self), '..');
+  mkdirSync(join(root, '.cache'), { recursive: true });
+  const out = mkdtempSync(join(root, '.cache', 'bench-js-'));
+  const cleanup = (): void => rmSync(out, { recursive: true, force: true });
+  process.stderr.write('bench: compiling to JavaScript with tsc…\n');
+  try {
+    execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json'), '--noEmit', 'false', '--outDir', out], { stdio: 'pipe' });
+  } catch (err) {
+    // Type errors elsewhere in the shared tree do not stop tsc from emitting; a missing output does.
+    const detail = (err as { stdout?: Buffer }).stdout?.toString().trim().split('\n').slice(0, 5).join('\n') ?? '';
+    process.stderr.write(`bench: tsc reported errors (emitting anyway):\n${detail}\n`);
+  }
+  const script = join(out, relative(root, self)).replace(/\.ts$/, '.js');
+  if (!existsSync(script)) {
+    cleanup();
+    throw new Error(`tsc did not produce ${script}`);
+  }
+  return { script, cleanup };
+}
+
+async function parent(only: string[], childNodeArgs: string[], heap: string, fromSource: boolean): Promise<number> {
+  const runs = schedule().filter((c) => only.length === 0 || only.includes(c) || only.includes(PART[c] ?? ''));
+  if (runs.length === 0) throw new Error(`--only matches no case; cases: ${Object.keys(PART).join(', ')} (or a, b)`);
+  if (heap !== 'container' && heap !== 'host') throw new Error('--heap must be container or host');
+  const nodeArgs = [...(heap === 'container' ? CONTAINER_HEAP_ARGS : []), ...childNodeArgs];
+  const { script, cleanup } = childScript(fromSource);
+  const load = loadavg()[0] ?? 0;
+  const app = await startBenchApp();
+  const byCase = new Map<string, CaseResult[]>();
+  const started = Date.now();
+  try {
+    for (const name of runs) {
+      const r = await runChild(script, ['--case', name, '--app', app.url], nodeArgs);
+      byCase.set(name, [...(byCase.get(name) ?? []), r]);
+      const lat = r.p99Ms !== undefined ? `, p50 ${fmt(r.p50Ms, 3)} ms, p99 ${fmt(r.p99Ms, 3)} ms` : '';
+      process.stderr.write(`bench: ${name}: ${fmt(r.perSecond)} msg/s${lat}, peak RSS ${fmt(r.peakRssMiB, 1)} MiB${r.problems.length ? `; PROBLEMS: ${r.problems.join('; ')}` : ''}\n`);
+    }
+  } finally {
+    await app.close();
+    cleanup();
+  }
+  const results = new Map([...byCase].map(([name, rs]) => [name, pool(rs)]));
+  const { table, details, checks, failed } = report(results);
+  const seconds = ((Date.now() - started) / 1000).toFixed(0);
+  console.log(`\n## Core (embedded broker)\n`);
+  console.log(`Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${describeMachine()}; load average ${load.toFixed(1)} → ${(loadavg()[0] ?? 0).toFixed(1)}; ${seconds} s.`);
+  console.log(`Payload: ${PAYLOAD.length} B JSON, DESIGN.md's step 1->2. Concurrency ${CONCURRENCY} on both sides. Throughput: median of ${B_PASSES * B_ROUNDS} rounds × ${fmt(B_MESSAGES)} messages (${B_PASSES} alternating passes, ${fmt(B_WARMUP)} warm-up each), first send → app's receipt of the last. Latency: ${fmt(B_PASSES * PACE_MESSAGES)} messages paced at ${fmt(PACE_RATE)} msg/s (${B_PASSES} alternating passes, ${fmt(PACE_WARMUP)} warm-up each), send stamp → app receipt on CLOCK_MONOTONIC. Peak RSS: each case's own child process (kernel high-water mark), max over its passes. (a) p50/p99 are per-message times.`);
+  console.log(`Children: \`node ${[...nodeArgs, relative(process.cwd(), script).replace(/^\.cache\/bench-js-[^/]+/, '<tsc output>')].join(' ')} --case …\` (${heap === 'container' ? "V8 heap as Node sizes it in the sidecar's 256 Mi container" : "V8's heap defaults for this host"}).\n`);
+  console.log(table);
+  console.log(`\n${details}\n`);
+  console.log(checks);
+  return failed ? 1 : 0;
+}
+
+function report(results: Map<string, CaseResult>): { table: string; details: string; checks: string; failed: boolean } {
+  const rows: Cell[][] = [];
+  const checkRows: Cell[][] = [];
+  let failed = false;
+  const judge = (target: string, measured: string, ok: boolean): string => {
+    failed ||= !ok;
+    checkRows.push([target, measured, ok ? 'PASS' : 'FAIL']);
+    return ok ? 'PASS' : 'FAIL';
+  };
+  const ratio = (r: CaseResult, base: CaseResult | undefined): number | undefined => (base ? r.perSecond / base.perSecond : undefined);
+  const pct = (x: number | undefined): string => (x === undefined ? '–' : `${fmt(x * 100)} %`);
+  const row = (part: string, label: string, r: CaseResult, vs: string, target: string): void => {
+    rows.push([part, label, fmt(r.perSecond), fmt(r.p50Ms, 3), fmt(r.p99Ms, 3), fmt(r.peakRssMiB, 1), vs, target]);
+  };
+  const rssCheck = (r: CaseResult): string => `RSS < ${TARGETS.maxRssMiB} MiB: ${judge(`(b) peak RSS of the turnout process (${r.case}) < ${TARGETS.maxRssMiB} MiB`, `${fmt(r.peakRssMiB, 1)} MiB`, r.peakRssMiB < TARGETS.maxRssMiB)}`;
+
+  const aBase = results.get('translate-jsonata');
+  const aTurnout = results.get('translate-turnout');
+  if (aBase) row('a', 'jsonata evaluate() on the parsed object (baseline)', aBase, '100 %', '–');
+  if (aTurnout) row('a', 'gate decide() + translate(): bytes → bytes', aTurnout, pct(ratio(aTurnout, aBase)), 'none set');
+
+  const bBase = results.get('http-direct');
+  if (bBase) row('b', 'undici POST → app (baseline)', bBase, '100 %', '–');
+  const pass = results.get('turnout-pass');
+  if (pass) {
+    const rt = ratio(pass, bBase);
+    const t = rt === undefined ? 'no baseline' : judge(`(b) throughput ≥ ${pct(TARGETS.minThroughputRatio)} of the baseline`, pct(rt), rt >= TARGETS.minThroughputRatio);
+    row('b', 'broker → turnout → app (pass)', pass, pct(rt), `≥ ${pct(TARGETS.minThroughputRatio)}: ${t}; ${rssCheck(pass)}`);
+  }
+  const tr = results.get('turnout-translate');
+  if (tr) row('b', 'broker → turnout → app (translate 1→2)', tr, pct(ratio(tr, bBase)), `(info); ${rssCheck(tr)}`);
+
+  const lBase = results.get('http-direct-paced');
+  const lTurnout = results.get('turnout-paced');
+  if (lBase) row('b', `undici POST → app at ${fmt(PACE_RATE)} msg/s (baseline)`, lBase, '–', '–');
+  if (lTurnout) row('b', `broker → turnout → app at ${fmt(PACE_RATE)} msg/s`, lTurnout, '–', rssCheck(lTurnout));
+  if (lBase?.p50Ms !== undefined && lBase.p99Ms !== undefined && lTurnout?.p50Ms !== undefined && lTurnout.p99Ms !== undefined) {
+    const addedP99 = lTurnout.p99Ms - lBase.p99Ms;
+    const t = judge(`(b) p99 added latency at ${fmt(PACE_RATE)} msg/s < ${TARGETS.maxAddedP99Ms} ms`, `${fmt(addedP99, 3)} ms`, addedP99 < TARGETS.maxAddedP99Ms);
+    rows.push(['b', 'added by turnout (turnout − baseline)', '', fmt(lTurnout.p50Ms - lBase.p50Ms, 3), fmt(addedP99, 3), '', '', `p99 < ${TARGETS.maxAddedP99Ms} ms: ${t}`]);
+  }
+
+  for (const r of results.values()) {
+    for (const p of r.problems) judge(`(${PART[r.case]}) every message delivered exactly once (${r.case})`, p, false);
+  }
+  const header = ['part', 'case', 'msg/s', 'p50 ms', 'p99 ms', 'peak RSS MiB', 'vs baseline', 'target'];
+  const decimals = (k: string): number => (k.endsWith('Ms') ? 3 : k.endsWith('MiB') ? 1 : 0);
+  const details = [...results.values()].map((r) => `- ${r.case}: ${Object.entries(r.extra).map(([k, v]) => `${k} ${fmt(v, decimals(k))}`).join(', ')}`).join('\n');
+  return { table: markdownTable(header, rows), details: `Details (heap/external = peak V8 heap and memory outside it):\n${details}`, checks: markdownTable(['target', 'measured', 'result'], checkRows), failed };
+}
+
+// ---- entry -------------------------------------------------------------------
+
+const { values } = parseArgs({
+  options: {
+    case: { type: 'string' },
+    app: { type: 'string' },
+    only: { type: 'string' },
+    heap: { type: 'string', default: 'container' },
+    'from-source': { type: 'boolean', default: false },
+    'child-node-args': { type: 'string' },
+  },
+});
+
+if (values.case !== undefined) {
+  const fn = CASES[values.case];
+  if (!fn || values.app === undefined) throw new Error(`--case must be one of ${Object.keys(CASES).join(', ')}, with --app URL`);
+  const appUrl = values.app;
+  emitResult(await fn(new BenchAppControl(new URL(appUrl).origin), appUrl));
+  // Pools and timers of the case must not hold the child open.
+  process.exit(0);
+} else {
+  const only = (values.only ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const childArgs = (values['child-node-args'] ?? '').split(/\s+/).filter((s) => s !== '');
+  process.exitCode = await parent(only, childArgs, values.heap, values['from-source']);
+}
