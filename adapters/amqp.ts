@@ -89,7 +89,8 @@ export class AmqpBroker implements BrokerAdapter {
   private reconnectAttempt = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private readonly subs = new Set<AmqpSubscription>();
-  private readonly declaredDelayQueues = new Set<string>();
+  /** Delay queues declared (or being declared) on the broker, by name. */
+  private readonly delayQueues = new Map<string, Promise<void>>();
 
   constructor(options: AmqpOptions) {
     this.o = options;
@@ -284,7 +285,7 @@ export class AmqpBroker implements BrokerAdapter {
       } catch (err) {
         // someone deleted the delay queue: declare it again, once
         if (attempt === 1 && err instanceof BrokerError && err.code === 'unknown-queue') {
-          this.declaredDelayQueues.delete(queue);
+          this.delayQueues.delete(queue);
           continue;
         }
         throw err;
@@ -292,8 +293,20 @@ export class AmqpBroker implements BrokerAdapter {
     }
   }
 
-  private async declareDelayQueue(source: string, queue: string): Promise<void> {
-    if (this.declaredDelayQueues.has(queue)) return;
+  /** One declaration per delay queue, shared by the deferrals that need it meanwhile. */
+  private declareDelayQueue(source: string, queue: string): Promise<void> {
+    const known = this.delayQueues.get(queue);
+    if (known) return known;
+    const declared = this.assertDelayQueue(source, queue);
+    this.delayQueues.set(queue, declared);
+    // a failed declaration is tried again by the next deferral
+    declared.catch(() => {
+      if (this.delayQueues.get(queue) === declared) this.delayQueues.delete(queue);
+    });
+    return declared;
+  }
+
+  private async assertDelayQueue(source: string, queue: string): Promise<void> {
     const conn = this.conn;
     if (!conn) throw new BrokerError('unavailable', 'not connected to RabbitMQ');
     let ch: amqp.Channel;
@@ -314,7 +327,6 @@ export class AmqpBroker implements BrokerAdapter {
       throw e;
     }
     ch.close().catch(() => {});
-    this.declaredDelayQueues.add(queue);
     this.log.info({ queue, source }, `declared delay queue ${queue}: deferred messages wait there for their TTL, then RabbitMQ dead-letters them back to ${source}`);
   }
 }

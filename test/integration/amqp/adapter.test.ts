@@ -120,6 +120,30 @@ describe('amqp adapter on RabbitMQ', () => {
     await waitFor('both queues empty', async () => (await a.depth(q)).depth === 0);
   });
 
+  test('twenty deferrals at once from a new source: each message back exactly once', async () => {
+    const q = await rabbit.queue('classic');
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const m = msg();
+      ids.push(m.id);
+      await a.publish(q, m);
+    }
+    const tally = new Tally();
+    const sub = await a.consume(q, async (m): Promise<Disposition> => {
+      if (m.headers['x-turnout-deferrals'] === undefined) {
+        tally.record('first', m.id);
+        return { kind: 'defer', delayMs: 500, headers: { ...m.headers, 'x-turnout-deferrals': '1' } };
+      }
+      tally.record('back', m.id);
+      return { kind: 'ack' };
+    }, { prefetch: 20 });
+    await waitFor('all back', () => tally.ids('back').size === 20, 10_000);
+    await sleep(700);
+    await sub.stop();
+    for (const id of ids) assert.deepEqual(tally.placesOf(id), { first: 1, back: 1 });
+    assert.equal(await rabbit.ready(delayQueueName(q)), 0);
+  });
+
   test('interleaved publishes: confirmed ones land, unroutable ones fail with unknown-queue', async () => {
     const q = await rabbit.queue('classic');
     const missing = rabbit.name('missing');
