@@ -43,8 +43,16 @@ const HEADERS = { 'x-schema-version': '1' };
 
 // ---- the baselines (child processes) -----------------------------------------
 
-async function baselineConsumer(queue: string, appUrl: string, c: number): Promise<void> {
+/** A baseline whose connection drops exits: the parent sees it and runs the case again. */
+async function baselineConnection(): Promise<amqp.ChannelModel> {
   const conn = await amqp.connect(URL_);
+  conn.on('error', () => {});
+  conn.on('close', () => process.exit(1));
+  return conn;
+}
+
+async function baselineConsumer(queue: string, appUrl: string, c: number): Promise<void> {
+  const conn = await baselineConnection();
   const ch = await conn.createChannel();
   await ch.prefetch(c);
   const app = new URL(appUrl);
@@ -63,7 +71,7 @@ async function baselineConsumer(queue: string, appUrl: string, c: number): Promi
 }
 
 async function baselineRouter(queue: string, blue: string, green: string, c: number): Promise<void> {
-  const conn = await amqp.connect(URL_);
+  const conn = await baselineConnection();
   const ch = await conn.createChannel();
   await ch.prefetch(c);
   const out = await conn.createConfirmChannel();
@@ -84,6 +92,8 @@ async function baselineRouter(queue: string, blue: string, green: string, c: num
 
 interface Runner {
   pid: number;
+  /** Throws when the process under test has exited. */
+  check(): void;
   stop(): Promise<void>;
 }
 
@@ -105,6 +115,9 @@ async function startBaseline(args: string[]): Promise<Runner> {
   });
   return {
     pid: child.pid as number,
+    check: () => {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the baseline exited (${child.exitCode ?? child.signalCode})`);
+    },
     stop: async () => {
       if (child.exitCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
@@ -116,7 +129,17 @@ async function startBaseline(args: string[]): Promise<Runner> {
 
 async function startTurnoutRunner(env: Record<string, string>): Promise<Runner> {
   const t = await startTurnout({ TURNOUT_BROKER: URL_, TURNOUT_LOG_LEVEL: 'info', ...env });
-  return { pid: t.child.pid as number, stop: async () => void (await t.kill()) };
+  let ended = false;
+  void t.exited.then(() => (ended = true));
+  return {
+    pid: t.child.pid as number,
+    check: () => {
+      if (ended) throw new Error('turnout exited');
+      // A broker restart (another run's fault test) makes a round meaningless: redo it.
+      if (t.logs().some((l) => String(l.msg).startsWith('lost the RabbitMQ connection'))) throw new Error('turnout lost its RabbitMQ connection');
+    },
+    stop: async () => void (await t.kill()),
+  };
 }
 
 class Rabbit {
@@ -125,9 +148,14 @@ class Rabbit {
   private readonly made: string[] = [];
   readonly tag = randomUUID().slice(0, 8);
 
+  broken = false;
+
   async open(): Promise<this> {
     this.conn = await amqp.connect(URL_);
+    this.conn.on('error', () => {});
+    this.conn.on('close', () => (this.broken = true));
     this.ch = await this.conn.createConfirmChannel();
+    this.ch.on('error', () => {});
     return this;
   }
 
@@ -185,6 +213,20 @@ class Rabbit {
   }
 }
 
+/** Waits for the app to have seen n messages, failing early when the run broke. */
+async function waitApp(control: BenchAppControl, n: number, timeoutMs: number, runner: Runner, rabbit: Rabbit): Promise<Awaited<ReturnType<BenchAppControl['waitFor']>>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await control.waitFor(n, 2000);
+    } catch (err) {
+      runner.check();
+      if (rabbit.broken) throw new Error('the benchmark lost its RabbitMQ connection');
+      if (Date.now() > deadline) throw err;
+    }
+  }
+}
+
 interface Result {
   scenario: 'consumer' | 'router';
   system: 'baseline' | 'turnout';
@@ -214,21 +256,23 @@ async function consumerCase(system: Result['system'], o: Options, rabbit: Rabbit
     : await startTurnoutRunner({ TURNOUT_SOURCE: q, TURNOUT_APP_URL: appUrl, TURNOUT_DLQ: dlq, TURNOUT_CONCURRENCY: String(o.concurrency) });
   const problems: string[] = [];
   try {
-    const t = await control.waitFor(o.messages, 600_000);
+    const t = await waitApp(control, o.messages, 600_000, runner, rabbit);
     const perSecond = (o.messages - 1) / (Number(BigInt(t.lastNs) - BigInt(t.firstNs)) / 1e9);
     await sleep(300);
+    runner.check();
     const after = await control.waitFor(o.messages);
     if (after.duplicates > 0) problems.push(`${after.duplicates} duplicates`);
     // latency at a paced rate into the now empty queue
     const prefix2 = `${system}-paced-${randomUUID().slice(0, 6)}-`;
     await control.reset(prefix2);
     await rabbit.pacedPublish(q, o.rate, o.paced, prefix2);
-    const l = await control.waitFor(o.paced, 60_000);
+    const l = await waitApp(control, o.paced, 60_000, runner, rabbit);
     if (l.duplicates > 0) problems.push(`${l.duplicates} duplicates (paced)`);
     const lat = new LatencyRecorder();
     lat.recordAll(await control.latencies());
     if ((await rabbit.count(q)) !== 0) problems.push('source not empty');
     if ((await rabbit.count(dlq)) !== 0) problems.push('dead-lettered messages');
+    runner.check();
     return { scenario: 'consumer', system, messages: o.messages, perSecond, p50Ms: lat.percentile(50), p99Ms: lat.percentile(99), rssMiB: peakRssMiB(runner.pid), problems };
   } finally {
     await runner.stop();
@@ -264,6 +308,7 @@ async function routerCase(system: Result['system'], o: Options, rabbit: Rabbit):
         break;
       }
       if (Date.now() > deadline) throw new Error(`only ${routed}/${o.messages} routed`);
+      runner.check();
       await sleep(25);
     }
     const perSecond = o.messages / (Number(last - first) / 1e9);
@@ -294,6 +339,7 @@ async function routerCase(system: Result['system'], o: Options, rabbit: Rabbit):
     await rabbit.pacedPublish(ingress, o.rate, o.paced, prefix2);
     const until = Date.now() + 60_000;
     while (seen.size < o.paced && Date.now() < until) await sleep(20);
+    runner.check();
     if (seen.size < o.paced) problems.push(`${o.paced - seen.size} paced messages not routed`);
     if (dups > 0) problems.push(`${dups} duplicates (paced)`);
     if ((await rabbit.count(ingress)) !== 0) problems.push('ingress not empty');
@@ -330,7 +376,7 @@ async function main(): Promise<void> {
   const scenarios = (values.only ?? 'consumer,router').split(',') as Result['scenario'][];
   const app = await startBenchApp();
   const control = new BenchAppControl(app.base);
-  const rabbit = await new Rabbit().open();
+  let rabbit = await new Rabbit().open();
   const results: (Result & { round: number })[] = [];
   const started = Date.now();
   try {
@@ -339,9 +385,21 @@ async function main(): Promise<void> {
       const order = round % 2 ? (['baseline', 'turnout'] as const) : (['turnout', 'baseline'] as const);
       for (const scenario of scenarios) {
         for (const system of order) {
-          const r = scenario === 'consumer' ? await consumerCase(system, o, rabbit, app.url, control) : await routerCase(system, o, rabbit);
-          results.push({ ...r, round });
-          console.error(JSON.stringify(results.at(-1)));
+          for (let attempt = 1; ; attempt++) {
+            try {
+              const r = scenario === 'consumer' ? await consumerCase(system, o, rabbit, app.url, control) : await routerCase(system, o, rabbit);
+              results.push({ ...r, round });
+              console.error(JSON.stringify(results.at(-1)));
+              break;
+            } catch (err) {
+              // e.g. RabbitMQ restarted by a test run: the figures would be meaningless, so the case runs again
+              console.error(`${scenario}/${system} round ${round} attempt ${attempt} broke: ${(err as Error).message}`);
+              if (attempt >= 3) throw err;
+              await rabbit.close().catch(() => {});
+              await sleep(15_000);
+              rabbit = await new Rabbit().open();
+            }
+          }
         }
       }
     }
