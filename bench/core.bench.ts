@@ -119,9 +119,9 @@ const CASES: Record<string, CaseFn> = {
     const post = directPoster(appUrl);
     const problems: string[] = [];
     const send = (prefix: string, n: number): Promise<void> => runWorkers(n, CONCURRENCY, (i) => post(message(`${prefix}-${i}`), problems));
-    const rates = await throughput(app, problems, send);
+    const run = await throughput(app, problems, send);
     await post.close();
-    return throughputResult('http-direct', rates, rss.stop(), problems);
+    return throughputResult('http-direct', run, rss.stop(), problems);
   },
 
   'turnout-pass': async (app, appUrl) => turnoutThroughput('turnout-pass', app, appUrl, 'all'),
@@ -176,9 +176,9 @@ async function turnoutThroughput(name: string, app: BenchAppControl, appUrl: str
       t.broker.publish(SOURCE, message(`${prefix}-${i}`)).catch((err: unknown) => problems.push(`publish: ${String(err)}`));
     }
   };
-  const rates = await throughput(app, problems, publish);
+  const run = await throughput(app, problems, publish);
   await stopTurnout(t, problems);
-  return throughputResult(name, rates, rss.stop(), problems);
+  return throughputResult(name, run, rss.stop(), problems);
 }
 
 /**
@@ -186,11 +186,12 @@ async function turnoutThroughput(name: string, app: BenchAppControl, appUrl: str
  * first send to the app's receipt of the last message (one clock,
  * CLOCK_MONOTONIC, across both processes). Returns messages/s per round.
  */
-async function throughput(app: BenchAppControl, problems: string[], send: (prefix: string, n: number) => Promise<void>): Promise<number[]> {
+async function throughput(app: BenchAppControl, problems: string[], send: (prefix: string, n: number) => Promise<void>): Promise<{ rates: number[]; cpuUsPerMsg: number }> {
   await app.reset('warm-');
   await send('warm', B_WARMUP);
   checkSeen(await app.waitFor(B_WARMUP), 'warm-up', problems);
   const rates: number[] = [];
+  const cpu = process.cpuUsage();
   for (let r = 0; r < B_ROUNDS; r++) {
     await app.reset(`r${r}-`);
     const t0 = monoNs();
@@ -200,11 +201,17 @@ async function throughput(app: BenchAppControl, problems: string[], send: (prefi
     checkSeen(seen, `round ${r}`, problems);
     rates.push(B_MESSAGES / (Number(BigInt(seen.lastNs) - t0) / 1e9));
   }
-  return rates;
+  return { rates, cpuUsPerMsg: cpuPerMessage(cpu, B_ROUNDS * B_MESSAGES) };
 }
 
-function throughputResult(name: string, rates: number[], mem: RssReport, problems: string[]): CaseResult {
-  return { case: name, messages: B_MESSAGES, perSecond: median(rates), samples: rates, problems, ...memory(mem, {}) };
+/** This process's CPU time (user + system) per message since `since`: unlike rates, barely moved by other load on the machine. */
+function cpuPerMessage(since: NodeJS.CpuUsage, messages: number): number {
+  const d = process.cpuUsage(since);
+  return (d.user + d.system) / messages;
+}
+
+function throughputResult(name: string, run: { rates: number[]; cpuUsPerMsg: number }, mem: RssReport, problems: string[]): CaseResult {
+  return { case: name, messages: B_MESSAGES, perSecond: median(run.rates), samples: run.rates, problems, ...memory(mem, { cpuUsPerMsg: run.cpuUsPerMsg }) };
 }
 
 /** Paced warm-up, then PACE_MESSAGES stamped with their send time; the app computes each one's latency. */
@@ -219,8 +226,10 @@ async function pacedRun(name: string, app: BenchAppControl, problems: string[], 
   checkSeen(await app.waitFor(PACE_WARMUP), 'paced warm-up', problems);
   await app.reset('paced-');
   const t0 = monoNs();
+  const cpu = process.cpuUsage();
   const lag = await paced(PACE_RATE, PACE_MESSAGES, stamped('paced'));
   const seen = await app.waitFor(PACE_MESSAGES);
+  const cpuUsPerMsg = cpuPerMessage(cpu, PACE_MESSAGES);
   checkSeen(seen, 'paced run', problems);
   const samples = await app.latencies();
   const lat = new LatencyRecorder();
@@ -233,7 +242,7 @@ async function pacedRun(name: string, app: BenchAppControl, problems: string[], 
     p50Ms: lat.percentile(50),
     p99Ms: lat.percentile(99),
     samples,
-    extra: { producerLagP99Ms: l.p99Ms },
+    extra: { producerLagP99Ms: l.p99Ms, cpuUsPerMsg },
     problems,
   };
 }
@@ -370,7 +379,8 @@ function pool(runs: CaseResult[]): CaseResult {
     extra: {},
     problems: runs.flatMap((r) => r.problems),
   };
-  for (const r of runs) for (const [k, v] of Object.entries(r.extra)) out.extra[k] = Math.max(out.extra[k] ?? -Infinity, v);
+  // Peaks pool as the maximum; CPU per message as the mean.
+  for (const r of runs) for (const [k, v] of Object.entries(r.extra)) out.extra[k] = k === 'cpuUsPerMsg' ? (out.extra[k] ?? 0) + v / runs.length : Math.max(out.extra[k] ?? -Infinity, v);
   if (first.p50Ms !== undefined) {
     const lat = new LatencyRecorder();
     lat.recordAll(samples);
@@ -493,7 +503,8 @@ function report(results: Map<string, CaseResult>): { table: string; details: str
   }
   const header = ['part', 'case', 'msg/s', 'p50 ms', 'p99 ms', 'peak RSS MiB', 'vs baseline', 'target'];
   const decimals = (k: string): number => (k.endsWith('Ms') ? 3 : k.endsWith('MiB') ? 1 : 0);
-  const details = [...results.values()].map((r) => `- ${r.case}: ${Object.entries(r.extra).map(([k, v]) => `${k} ${fmt(v, decimals(k))}`).join(', ')}`).join('\n');
+  const units: Record<string, string> = { cpuUsPerMsg: 'CPU µs/msg' };
+  const details = [...results.values()].map((r) => `- ${r.case}: ${Object.entries(r.extra).map(([k, v]) => `${units[k] ?? k} ${fmt(v, decimals(k))}`).join(', ')}`).join('\n');
   return { table: markdownTable(header, rows), details: `Details (heap/external = peak V8 heap and memory outside it):\n${details}`, checks: markdownTable(['target', 'measured', 'result'], checkRows), failed };
 }
 
