@@ -17,7 +17,7 @@
 // and green (router). Peak RSS is the process's VmHWM. Every message is
 // accounted for: a case with lost or duplicated messages is reported invalid.
 //
-//   node bench/amqp.bench.ts [--messages N] [--rounds N] [--rate R] [--paced M] [--concurrency C] [--only consumer|router] [--out FILE]
+//   node bench/amqp.bench.ts [--messages N] [--rounds N] [--rate R] [--paced M] [--concurrency C] [--only consumer|router] [--baseline-nodelay] [--out FILE]
 //   (TURNOUT_BENCH_AMQP_URL, default amqp://guest:guest@127.0.0.1:5672)
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -45,7 +45,8 @@ const HEADERS = { 'x-schema-version': '1' };
 
 /** A baseline whose connection drops exits: the parent sees it and runs the case again. */
 async function baselineConnection(): Promise<amqp.ChannelModel> {
-  const conn = await amqp.connect(URL_);
+  // amqplib's defaults, as a plain loop would use them, unless --baseline-nodelay (turnout sets TCP_NODELAY).
+  const conn = await amqp.connect(URL_, { noDelay: process.env.TURNOUT_BENCH_BASELINE_NODELAY === '1' });
   conn.on('error', () => {});
   conn.on('close', () => process.exit(1));
   return conn;
@@ -366,6 +367,7 @@ async function main(): Promise<void> {
       paced: { type: 'string', default: '5000' },
       concurrency: { type: 'string', default: '16' },
       only: { type: 'string' },
+      'baseline-nodelay': { type: 'boolean', default: false },
       out: { type: 'string' },
     },
   });
@@ -373,6 +375,7 @@ async function main(): Promise<void> {
   await skipUnlessReachable('RabbitMQ', u.hostname, Number(u.port || 5672));
   const o: Options = { messages: Number(values.messages), rate: Number(values.rate), paced: Number(values.paced), concurrency: Number(values.concurrency) };
   const rounds = Number(values.rounds);
+  if (values['baseline-nodelay']) process.env.TURNOUT_BENCH_BASELINE_NODELAY = '1';
   const scenarios = (values.only ?? 'consumer,router').split(',') as Result['scenario'][];
   const app = await startBenchApp();
   const control = new BenchAppControl(app.base);
@@ -430,7 +433,7 @@ async function main(): Promise<void> {
   const text = [
     `machine: ${describeMachine()}; RabbitMQ at ${u.host}`,
     `${o.messages} messages of ${PAYLOAD.length} B per throughput case (persistent, classic queues); latency: ${o.paced} messages paced at ${o.rate} msg/s; ` +
-      `prefetch/concurrency ${o.concurrency}; ${rounds} round(s), order alternating; run took ${((Date.now() - started) / 1000).toFixed(0)} s`,
+      `prefetch/concurrency ${o.concurrency}; baseline TCP_NODELAY ${values['baseline-nodelay'] ? 'on' : 'off (amqplib default)'}; ${rounds} round(s), order alternating; run took ${((Date.now() - started) / 1000).toFixed(0)} s`,
     '',
     markdownTable(['scenario', 'system', 'round', 'msg/s', 'of baseline', 'p50 ms', 'p99 ms', 'peak RSS MiB', 'messages'], rows),
     '',
