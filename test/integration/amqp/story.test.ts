@@ -7,7 +7,8 @@
 //   blue consumer turnout -> v1 app, with a 2->1 translator
 //
 // Every produced message must be processed exactly once, by the v1 app, and
-// nothing may stay behind in any queue.
+// nothing may stay behind in any queue. Then deferral through the delay queue
+// end to end, and dead-lettering to the source's own dead-letter exchange.
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,7 +25,7 @@ import { AMQP_URL, TestRabbit } from './rabbit.ts';
 const MESSAGES = 300;
 const GREEN_WEIGHT = 30;
 
-describe('amqp: blue/green migration story', () => {
+describe('amqp: stories with real turnout processes', () => {
   const rabbit = new TestRabbit('story');
   const procs: TurnoutProcess[] = [];
   const apps: TestApp[] = [];
@@ -126,5 +127,69 @@ describe('amqp: blue/green migration story', () => {
 
     // SIGTERM with nothing in flight: a clean drain.
     for (const p of [router, greenConsumer, blueConsumer]) assert.equal(await p.stop('SIGTERM'), 0);
+  });
+
+  test('a version nobody here accepts is deferred through the delay queue, then dead-lettered after TURNOUT_MAX_DEFERRALS', async () => {
+    const q = await rabbit.queue('quorum', 'defer');
+    const dlq = await rabbit.queue('classic', 'defer-dlq');
+    const app = await startApp(() => 200);
+    apps.push(app);
+    const t = await startTurnout({ TURNOUT_BROKER: AMQP_URL, TURNOUT_SOURCE: q, TURNOUT_APP_URL: app.url, TURNOUT_DLQ: dlq, TURNOUT_ACCEPT: '2', TURNOUT_DEFER_DELAY: '800', TURNOUT_MAX_DEFERRALS: '2' });
+    procs.push(t);
+    const ids: Record<string, string[]> = { '2': [], '3': [] };
+    const started = Date.now();
+    for (let i = 0; i < 10; i++) {
+      const v = i % 2 ? '3' : '2';
+      const r = await publishVia(t.baseUrl, JSON.stringify({ i }), { 'x-schema-version': v }, q);
+      assert.equal(r.status, 202);
+      ids[v]?.push(String(r.json.id));
+    }
+    await waitFor('five dead-lettered', async () => (await rabbit.ready(dlq)) === 5, 15_000, 50);
+    const elapsed = Date.now() - started;
+    const tally = new Tally();
+    for (const d of app.deliveries) tally.record('app', d.id);
+    for (const m of await rabbit.drain(dlq)) {
+      tally.record('dlq', String(m.properties.messageId));
+      const h = m.properties.headers as Record<string, unknown>;
+      assert.equal(String(h['x-turnout-dlq-reason']), 'unsupported-version');
+      assert.equal(String(h['x-schema-version']), '3', 'the original version, untranslated');
+    }
+    for (const id of ids['2'] ?? []) assert.deepEqual(tally.placesOf(id), { app: 1 });
+    for (const id of ids['3'] ?? []) assert.deepEqual(tally.placesOf(id), { dlq: 1 }, 'never sent to the app');
+    assert.ok(elapsed >= 1600, `two deferrals of 800 ms took only ${elapsed} ms`);
+    const metrics = await (await fetch(`${t.baseUrl}/metrics`)).text();
+    const deferred = metrics.split('\n').find((l) => l.startsWith('turnout_messages_deferred_total') && l.includes(`source="${q}"`) && l.includes('version="3"'));
+    assert.equal(deferred?.split(' ').at(-1), '10', 'each v3 message deferred exactly twice: no hot loop');
+    assert.equal(await rabbit.ready(`turnout.delay.${q}`), 0);
+    assert.equal(await rabbit.ready(q), 0);
+    assert.equal(await t.stop('SIGTERM'), 0);
+  });
+
+  test("without TURNOUT_DLQ, rejected messages go to the source's own dead-letter exchange, and the start-up log says so", async () => {
+    const target = await rabbit.queue('classic', 'native-dlx');
+    const q = await rabbit.queue('quorum', 'native-src', { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': target });
+    const app = await startApp(() => 400);
+    apps.push(app);
+    const t = await startTurnout({ TURNOUT_BROKER: AMQP_URL, TURNOUT_SOURCE: q, TURNOUT_APP_URL: app.url });
+    procs.push(t);
+    assert.ok(t.logs().some((l) => /no TURNOUT_DLQ/.test(String(l.msg)) && /reject without requeue/.test(String(l.msg))), 'start-up log names the native dead-letter path');
+    const sent: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await publishVia(t.baseUrl, JSON.stringify({ i }), { 'x-schema-version': '1' }, q);
+      assert.equal(r.status, 202);
+      sent.push(String(r.json.id));
+    }
+    await waitFor('five in the dead-letter target', async () => (await rabbit.ready(target)) === 5, 10_000, 50);
+    const tally = new Tally();
+    for (const d of app.deliveries) tally.record('app', d.id);
+    for (const m of await rabbit.drain(target)) {
+      tally.record('dlx', String(m.properties.messageId));
+      const death = (m.properties.headers as Record<string, unknown>)['x-death'] as { reason?: unknown; queue?: unknown }[] | undefined;
+      assert.equal(String(death?.[0]?.reason), 'rejected');
+      assert.equal(String(death?.[0]?.queue), q);
+    }
+    for (const id of sent) assert.deepEqual(tally.placesOf(id), { app: 1, dlx: 1 });
+    assert.equal(await rabbit.ready(q), 0);
+    assert.equal(await t.stop('SIGTERM'), 0);
   });
 });
