@@ -146,8 +146,17 @@ async function startTurnoutRunner(env: Record<string, string>): Promise<Runner> 
 class Rabbit {
   private conn!: amqp.ChannelModel;
   private ch!: amqp.ConfirmChannel;
-  private readonly made: string[] = [];
+  private readonly made: string[];
   readonly tag = randomUUID().slice(0, 8);
+
+  /** `inherit`: queues a broken predecessor made, deleted by this one's close(). */
+  constructor(inherit: string[] = []) {
+    this.made = inherit;
+  }
+
+  get queues(): string[] {
+    return this.made;
+  }
 
   broken = false;
 
@@ -209,7 +218,9 @@ class Rabbit {
   }
 
   async close(): Promise<void> {
-    for (const q of this.made) await this.ch.deleteQueue(q).catch(() => {});
+    const left: string[] = [];
+    for (const q of this.made) await this.ch.deleteQueue(q).catch(() => left.push(q));
+    this.made.splice(0, this.made.length, ...left);
     await this.conn.close().catch(() => {});
   }
 }
@@ -400,7 +411,7 @@ async function main(): Promise<void> {
               if (attempt >= 3) throw err;
               await rabbit.close().catch(() => {});
               await sleep(15_000);
-              rabbit = await new Rabbit().open();
+              rabbit = await new Rabbit(rabbit.queues).open();
             }
           }
         }
