@@ -19,7 +19,10 @@ export async function createBroker(ctx: AdapterContext): Promise<BrokerAdapter> 
     case 'amqp':
       return (await import('./amqp.ts')).create(ctx);
     case 'sqs':
-      return (await import('./sqs.ts')).create(ctx);
+      return (await import('./sqs.ts')).create(ctx, {
+        waitTimeSeconds: ctx.config.sqsWaitTime,
+        ...(ctx.config.sqsVisibilityExtension !== undefined ? { visibilityExtensionSeconds: ctx.config.sqsVisibilityExtension } : {}),
+      });
     case 'kafka':
       return (await import('./kafka.ts')).create(ctx);
     default:

@@ -222,6 +222,10 @@ export const schema = {
     doc: 'Kafka consumer group session timeout. Heartbeats run independently of message processing, so long deliveries do not need a larger value.' },
   kafkaDeferTopic: { flag: 'kafka-defer-topic', group: 'broker', default: '{source}.turnout-defer', parse: str, allowed: 'a topic name; may contain {source}',
     doc: 'Kafka topic holding deferred messages until they are due (created like the source when missing).' },
+  sqsWaitTime: { flag: 'sqs-wait-time', group: 'broker', default: '20', parse: int(0, 20), allowed: '0–20 s',
+    doc: 'SQS long-poll wait per ReceiveMessage. Shorter: faster shutdown of an idle sidecar (it lets polls under way answer rather than cut them off, which could hide messages), more requests.' },
+  sqsVisibilityExtension: { flag: 'sqs-visibility-extension', group: 'broker', parse: int(5, 43200), allowed: '5–43200 s',
+    doc: 'Seconds an SQS message is kept invisible per extension while the app works on it (renewed at half time, up to the 12 h SQS limit). Unset: the queue\'s own VisibilityTimeout (at least 5 s).' },
 } as const satisfies Record<string, OptionSpec<unknown>>;
 
 export type Schema = typeof schema;

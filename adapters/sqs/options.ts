@@ -1,6 +1,7 @@
 // Tunables of the SQS adapter. The defaults are what production wants; tests
-// shorten some of them. None of these are TURNOUT_* variables (yet): the
-// lead decides which become documented options.
+// shorten some of them. waitTimeSeconds and visibilityExtensionSeconds are
+// also TURNOUT_SQS_WAIT_TIME and TURNOUT_SQS_VISIBILITY_EXTENSION (config/schema.ts);
+// the rest stay internal.
 
 export interface SqsOptions {
   /** ReceiveMessage long-poll wait, 0–20 s. */
