@@ -253,6 +253,39 @@ export function conformance(t: ConformanceTarget): void {
       });
     });
 
+    test('after a publish to a missing queue fails, publishing to an existing queue still works', async () => {
+      const q = await t.newQueue();
+      await assert.rejects(a.publish(t.missingQueue(), msg()));
+      const sent = msg();
+      await a.publish(q, sent);
+      const tally = new Tally();
+      const sub = await a.consume(q, async (m) => {
+        tally.record('consumed', m.id);
+        return { kind: 'ack' };
+      }, { prefetch: 1, group: `conf-${q}` });
+      await waitFor('the message', () => tally.count('consumed') === 1, timeout);
+      await sleep(quiet);
+      await sub.stop();
+      assert.deepEqual(tally.placesOf(sent.id), { consumed: 1 });
+    });
+
+    test('defer with no delay brings the message back once', async () => {
+      const q = await t.newQueue();
+      const sent = msg();
+      await a.publish(q, sent);
+      const seen: Received[] = [];
+      const sub = await a.consume(q, async (m): Promise<Disposition> => {
+        seen.push(m);
+        return seen.length === 1 ? { kind: 'defer', delayMs: 0, headers: { ...m.headers, 'x-turnout-deferrals': '1' } } : { kind: 'ack' };
+      }, { prefetch: 1, group: `conf-${q}` });
+      await waitFor('back again', () => seen.length >= 2, timeout);
+      await sleep(quiet);
+      await sub.stop();
+      assert.equal(seen.length, 2);
+      assert.equal(seen[1]?.id, sent.id);
+      assert.equal(seen[1]?.headers['x-turnout-deferrals'], '1');
+    });
+
     if (t.durable) {
       test('unsettled messages survive close and come back to another consumer', async () => {
         const q = await t.newQueue();
