@@ -9,6 +9,7 @@
 
 import { createHash } from 'node:crypto';
 import type { RouteKey } from '../../config/schema.ts';
+import { routeKeyOf } from '../../src/router.ts';
 import type { Message } from '../broker.ts';
 
 /** SQS allows 1–128 characters of printable ASCII in group and deduplication ids. */
@@ -18,30 +19,5 @@ export function sqsId(value: string): string {
   return `h-${createHash('sha256').update(value).digest('hex')}`;
 }
 
-export function routeKeyValue(message: Message, spec: RouteKey): string {
-  switch (spec.kind) {
-    case 'key':
-      return message.key !== undefined && message.key !== '' ? message.key : message.id;
-    case 'header': {
-      const v = message.headers[spec.name];
-      return v !== undefined && v !== '' ? v : message.id;
-    }
-    case 'json': {
-      let value: unknown;
-      try {
-        value = JSON.parse(message.payload.toString('utf8'));
-      } catch {
-        return message.id;
-      }
-      for (const part of spec.path) {
-        if (value === null || typeof value !== 'object') return message.id;
-        value = (value as Record<string, unknown>)[part];
-      }
-      if (value === undefined || value === null) return message.id;
-      return typeof value === 'string' ? value : JSON.stringify(value);
-    }
-  }
-}
-
-export const groupIdOf = (message: Message, spec: RouteKey): string => sqsId(routeKeyValue(message, spec));
+export const groupIdOf = (message: Message, spec: RouteKey): string => sqsId(routeKeyOf(message, spec));
 export const dedupIdOf = (message: Message): string => sqsId(message.id);
