@@ -5,7 +5,6 @@
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { Pool, errors as undiciErrors } from 'undici';
 import type { Message } from '../adapters/broker.ts';
-import { headerValue, setHeader } from './headers.ts';
 
 export type StatusClass = 'delivered' | 'unsupported' | 'retry' | 'rejected';
 
@@ -70,20 +69,7 @@ export class AppClient {
   }
 
   async post(message: Message, ctx: DeliveryContext, drain: AbortSignal): Promise<AttemptResult> {
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(message.headers)) {
-      if (!HOP_BY_HOP.has(k.toLowerCase())) headers[k] = v;
-    }
-    // A dead-lettered copy names where it failed in x-turnout-source; on delivery that
-    // header names the queue it is consumed from now, so keep the first as x-turnout-dlq-source.
-    const failedIn = headerValue(message.headers, 'x-turnout-dlq-reason') !== undefined ? headerValue(message.headers, 'x-turnout-source') : undefined;
-    if (failedIn !== undefined && failedIn !== ctx.source) setHeader(headers, 'x-turnout-dlq-source', failedIn);
-    setHeader(headers, 'content-type', message.contentType ?? 'application/octet-stream');
-    setHeader(headers, 'x-turnout-message-id', message.id);
-    setHeader(headers, 'x-turnout-attempt', String(ctx.attempt));
-    setHeader(headers, 'x-turnout-source', ctx.source);
-    if (ctx.redelivered) setHeader(headers, 'x-turnout-redelivered', 'true');
-    if (message.key !== undefined) setHeader(headers, 'x-turnout-key', message.key);
+    const headers = requestHeaders(message, ctx);
     const unsendable = unsendableHeader(headers);
     if (unsendable !== undefined) return { kind: 'rejected', error: `message cannot be sent over HTTP: ${unsendable}` };
 
@@ -98,13 +84,15 @@ export class AppClient {
     timer.unref();
     try {
       const res = await this.pool.request({ path: this.path, method: 'POST', headers, body: message.payload, signal: attempt.signal });
-      // Read the body so the connection goes back to the pool; keep a little for the error text.
-      const text = await res.body.text().catch(() => '');
       const cls = classifyStatus(res.statusCode);
+      // Read the body so the connection goes back to the pool; keep it only for an error text.
+      if (cls === 'delivered') {
+        await res.body.dump().catch(() => {});
+        return { kind: 'delivered', status: res.statusCode };
+      }
+      const text = await res.body.text().catch(() => '');
       const detail = `app answered ${res.statusCode}${text ? `: ${text.slice(0, 200).replace(/\s+/g, ' ')}` : ''}`;
       switch (cls) {
-        case 'delivered':
-          return { kind: 'delivered', status: res.statusCode };
         case 'unsupported':
           return { kind: 'unsupported', status: res.statusCode };
         case 'rejected':
@@ -152,6 +140,34 @@ export class AppClient {
  * once `connections` such messages have passed, every later request waits in
  * the pool forever, its abort signal ignored: delivery and drain both hang.
  */
+/** Headers turnout itself sets on every delivery; a message's own copies (any case) are replaced. */
+const OWN = new Set(['content-type', 'x-turnout-message-id', 'x-turnout-attempt', 'x-turnout-source', 'x-turnout-redelivered', 'x-turnout-key', 'x-turnout-dlq-source']);
+
+/** One pass over the message headers (this runs for every attempt). */
+function requestHeaders(message: Message, ctx: DeliveryContext): Record<string, string> {
+  const headers: Record<string, string> = {};
+  let dlqReason: string | undefined;
+  let failedIn: string | undefined;
+  for (const k in message.headers) {
+    const v = message.headers[k] as string;
+    const lower = k.toLowerCase();
+    if (lower === 'x-turnout-dlq-reason') dlqReason = v;
+    else if (lower === 'x-turnout-source') failedIn = v;
+    if (HOP_BY_HOP.has(lower) || OWN.has(lower)) continue;
+    headers[k] = v;
+  }
+  // A dead-lettered copy names where it failed in x-turnout-source; on delivery that
+  // header names the queue it is consumed from now, so keep the first as x-turnout-dlq-source.
+  if (dlqReason !== undefined && failedIn !== undefined && failedIn !== ctx.source) headers['x-turnout-dlq-source'] = failedIn;
+  headers['content-type'] = message.contentType ?? 'application/octet-stream';
+  headers['x-turnout-message-id'] = message.id;
+  headers['x-turnout-attempt'] = String(ctx.attempt);
+  headers['x-turnout-source'] = ctx.source;
+  if (ctx.redelivered) headers['x-turnout-redelivered'] = 'true';
+  if (message.key !== undefined) headers['x-turnout-key'] = message.key;
+  return headers;
+}
+
 function unsendableHeader(headers: Record<string, string>): string | undefined {
   for (const [name, value] of Object.entries(headers)) {
     try {

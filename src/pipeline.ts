@@ -104,7 +104,6 @@ export class Pipeline {
   /** The handler given to the adapter. Never throws. */
   async handle(m: Received): Promise<Disposition> {
     this.active++;
-    this.d.metrics.inflight.inc();
     await this.slots.acquire();
     try {
       if (this.abort.signal.aborted) return this.release(m, 'drain deadline passed before it started');
@@ -115,7 +114,6 @@ export class Pipeline {
       return { kind: 'release' };
     } finally {
       this.slots.release();
-      this.d.metrics.inflight.dec();
       if (--this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
     }
   }
@@ -123,11 +121,11 @@ export class Pipeline {
   private async process(m: Received): Promise<Disposition> {
     const { config, metrics } = this.d;
     if (m.payload.length > config.maxMessageBytes) {
-      metrics.received.inc({ source: m.source, version: 'unknown' });
+      metrics.countReceived(m.source, 'unknown');
       return this.deadLetter(m, 'too-large', `payload is ${m.payload.length} bytes; TURNOUT_MAX_MESSAGE_BYTES is ${config.maxMessageBytes}`, 0);
     }
     const decision = decide(m.headers, config, this.d.translators());
-    metrics.received.inc({ source: m.source, version: decision.kind === 'invalid' ? 'invalid' : String(decision.version) });
+    metrics.countReceived(m.source, decision.kind === 'invalid' ? 'invalid' : String(decision.version));
 
     let out: Message = m;
     switch (decision.kind) {
@@ -166,7 +164,7 @@ export class Pipeline {
       if (r.kind !== 'aborted') metrics.deliveryDuration.observe((performance.now() - started) / 1000);
       switch (r.kind) {
         case 'delivered':
-          metrics.delivered.inc({ source: m.source });
+          metrics.countDelivered(m.source);
           return { kind: 'ack' };
         case 'unsupported':
           return this.defer(m, version, 'app answered 415 (does not understand this version)');

@@ -514,7 +514,7 @@ interface Exported {
 
 async function exportedMetrics(): Promise<Map<string, Exported>> {
   const registry = new Registry();
-  new Metrics(registry, { brokerUp: () => true }, { defaultMetrics: false });
+  new Metrics(registry, { brokerUp: () => true, inflight: () => 0 }, { defaultMetrics: false });
   const out = new Map<string, Exported>();
   for (const m of await registry.getMetricsAsJSON()) {
     const metric = registry.getSingleMetric(m.name);

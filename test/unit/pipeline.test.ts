@@ -70,7 +70,9 @@ async function harness(
   const broker = new MemoryBroker({ queues: [...queues], onError: (err) => handlerErrors.push(err) });
   await broker.connect();
   const registry = new Registry();
-  const metrics = new Metrics(registry, { brokerUp: () => broker.isUp() }, { defaultMetrics: false });
+  // The in-flight gauge reads the pipeline at scrape time; the pipeline is made below.
+  let pipelineRef: Pipeline | undefined;
+  const metrics = new Metrics(registry, { brokerUp: () => broker.isUp(), inflight: () => pipelineRef?.inflight ?? 0 }, { defaultMetrics: false });
   const router = config.blue !== undefined || config.green !== undefined
     ? new Router({
       targets: { blue: config.blue, green: config.green },
@@ -90,6 +92,7 @@ async function harness(
     metrics,
     logger: createLogger('silent'),
   });
+  pipelineRef = pipeline;
   cleanups.push(async () => {
     await pipeline.drain(0);
     await client?.close();
@@ -255,7 +258,7 @@ describe('pipeline: pass, translate, defer', () => {
     const app2 = await startApp();
     const client2 = new AppClient({ url: app2.url, timeoutMs: 5_000, connections: 4 });
     const registry2 = new Registry();
-    const metrics2 = new Metrics(registry2, { brokerUp: () => true }, { defaultMetrics: false });
+    const metrics2 = new Metrics(registry2, { brokerUp: () => true, inflight: () => 0 }, { defaultMetrics: false });
     const config2 = loadConfig({ source: 'in', dlq: 'dlq', appUrl: app2.url, accept: '2' }, {}).config;
     const p2 = new Pipeline({ config: config2, broker: old.broker, translators: () => TranslatorSet.empty, app: client2, router: undefined, metrics: metrics2, logger: createLogger('silent') });
     cleanups.push(async () => {
@@ -496,7 +499,7 @@ describe('pipeline: green failures flow back to blue', () => {
         translators: () => TranslatorSet.empty,
         app: blueClient,
         router: undefined,
-        metrics: new Metrics(blueRegistry, { brokerUp: () => true }, { defaultMetrics: false }),
+        metrics: new Metrics(blueRegistry, { brokerUp: () => true, inflight: () => 0 }, { defaultMetrics: false }),
         logger: createLogger('silent'),
       });
       cleanups.push(async () => {
@@ -663,6 +666,7 @@ describe('pipeline: concurrency and drain', () => {
       await h.broker.publish('in2', { id, payload: Buffer.from('{}'), headers: {} });
     }
     await waitFor('2 at the app and 4 handed out', async () => h.app?.active() === 2 && h.pipeline.inflight === 4);
+    assert.equal(await h.metric('turnout_inflight_messages'), 4, 'the gauge reads the pipeline at scrape time');
     assert.deepEqual(await h.pipeline.drain(30), { clean: false, released: 4 });
     assert.equal(h.app?.deliveries.length, 2, 'the waiting ones never reached the app');
     const { tally } = account(h, ['in2']);
