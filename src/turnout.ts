@@ -4,7 +4,6 @@
 // in-process tests.
 
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { Registry } from 'prom-client';
 import type { BrokerAdapter } from '../adapters/broker.ts';
 import { BrokerError } from '../adapters/broker.ts';
@@ -19,6 +18,7 @@ import { watchFileContent, type FileWatch } from './file-watch.ts';
 import { HttpServer } from './http/server.ts';
 import type { Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
+import { canConnect } from './net.ts';
 import { Pipeline, type DrainResult } from './pipeline.ts';
 import { parseWeight, Router } from './router.ts';
 import { loadTranslatorsFile, parseTranslators, TranslatorFileError, TranslatorSet } from './translators.ts';
@@ -292,19 +292,6 @@ function readWeightOrThrow(file: string): number {
   } catch (err) {
     throw new ConfigError(`TURNOUT_WEIGHT_FILE: ${file}: ${(err as Error).message}`, 'TURNOUT_WEIGHT_FILE');
   }
-}
-
-function canConnect(host: string, port: number, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    const done = (ok: boolean): void => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
 }
 
 function safeRead(file: string): string {
