@@ -9,6 +9,7 @@
 import { hostname } from 'node:os';
 import * as amqp from 'amqplib';
 import type { ChannelModel } from 'amqplib';
+import { backoffCeiling } from '../src/backoff.ts';
 import type { Logger } from '../src/log.ts';
 import {
   BrokerError,
@@ -64,7 +65,7 @@ function warnAboutConsumerTimeout(ctx: AdapterContext, logger: Logger): void {
   const c = ctx.config;
   if (c.source === undefined) return;
   let retries = 0;
-  for (let a = 1; a < c.maxAttempts; a++) retries += Math.min(30_000, c.retryBackoff * 2 ** (a - 1));
+  for (let a = 1; a < c.maxAttempts; a++) retries += backoffCeiling(a, c.retryBackoff);
   const worst = c.deliveryTimeout * c.maxAttempts + retries;
   const minutes = (ms: number): string => `${Math.round(ms / 60_000)} min`;
   if (c.deliveryTimeout >= RABBIT_CONSUMER_TIMEOUT_MS) {
@@ -268,7 +269,7 @@ export class AmqpBroker implements BrokerAdapter {
   private backoff(attempt: number): number {
     const min = this.o.reconnectMinMs ?? 250;
     const max = this.o.reconnectMaxMs ?? 10_000;
-    const ceiling = Math.min(max, min * 2 ** Math.min(attempt - 1, 20));
+    const ceiling = backoffCeiling(attempt, min, max);
     return Math.round(min / 2 + Math.random() * (ceiling - min / 2));
   }
 

@@ -2,12 +2,21 @@
 export const MAX_BACKOFF_MS = 30_000;
 
 /**
- * Delay before the attempt after `failedAttempt` (1-based): base doubled per
- * attempt, capped at 30 s, with "equal jitter" (half fixed, half random) so
- * a fleet of sidecars retrying after one outage does not retry in lockstep.
+ * The un-jittered delay after `failedAttempt` (1-based): base doubled per
+ * attempt, capped. Every exponential wait in turnout (delivery retries, broker
+ * reconnects, receive and commit retries) is this, with or without jitter.
  */
-export function backoffDelay(failedAttempt: number, baseMs: number, random: () => number = Math.random): number {
-  const exp = Math.min(MAX_BACKOFF_MS, baseMs * 2 ** Math.max(0, failedAttempt - 1));
+export function backoffCeiling(failedAttempt: number, baseMs: number, capMs: number = MAX_BACKOFF_MS): number {
+  return Math.min(capMs, baseMs * 2 ** Math.min(Math.max(0, failedAttempt - 1), 40));
+}
+
+/**
+ * Delay before the attempt after `failedAttempt` (1-based): backoffCeiling
+ * with "equal jitter" (half fixed, half random) so a fleet of sidecars
+ * retrying after one outage does not retry in lockstep.
+ */
+export function backoffDelay(failedAttempt: number, baseMs: number, random: () => number = Math.random, capMs: number = MAX_BACKOFF_MS): number {
+  const exp = backoffCeiling(failedAttempt, baseMs, capMs);
   return Math.round(exp / 2 + random() * (exp / 2));
 }
 

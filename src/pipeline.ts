@@ -11,7 +11,7 @@ import type { BrokerAdapter, Disposition, Message, Received, Subscription } from
 import { isBrokerError } from '../adapters/broker.ts';
 import type { Config } from '../config/schema.ts';
 import { expandTarget } from '../config/load.ts';
-import { backoffDelay, sleep } from './backoff.ts';
+import { MAX_BACKOFF_MS, backoffDelay, sleep } from './backoff.ts';
 import { DEFERRALS_HEADER, deadLetterMessage, type DeadLetterReason } from './deadletter.ts';
 import type { AppClient } from './delivery.ts';
 import { decide } from './gate.ts';
@@ -177,7 +177,7 @@ export class Pipeline {
           // for another consumer instead of spending its attempts on a dying app.
           if (this.draining) return this.release(m, `draining and the app failed (${r.error})`);
           if (attempt >= config.maxAttempts) return this.deadLetter(m, 'max-attempts', r.error, attempt);
-          const wait = Math.min(30_000, Math.max(r.retryAfterMs ?? 0, backoffDelay(attempt, config.retryBackoff)));
+          const wait = Math.min(MAX_BACKOFF_MS, Math.max(r.retryAfterMs ?? 0, backoffDelay(attempt, config.retryBackoff)));
           logger.debug({ id: m.id, attempt, wait, error: r.error }, 'delivery failed; retrying');
           if (!(await sleep(wait, this.abort.signal))) return this.release(m, 'drain deadline passed during backoff');
         }

@@ -17,6 +17,7 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Consumer, EachBatchPayload, IMemberAssignment, Kafka } from 'kafkajs';
+import { backoffCeiling } from '../../src/backoff.ts';
 import type { Logger } from '../../src/log.ts';
 import type { Disposition, Handler, Message, Received, Subscription } from '../broker.ts';
 import { classify, isRebalance } from './errors.ts';
@@ -338,7 +339,7 @@ export class KafkaSubscription implements Subscription {
       p.timer = undefined;
       this.markReady(p);
       this.pump();
-    }, Math.min(5000, 100 * 2 ** (p.releases - 1)));
+    }, backoffCeiling(p.releases, 100, 5000));
   }
 
   // --- committing ----------------------------------------------------------
@@ -372,7 +373,7 @@ export class KafkaSubscription implements Subscription {
         if (isRebalance(err)) this.log.debug({ err: classify(err, 'commit') }, 'commit waits for the rebalance to finish');
         else this.log.warn({ err: classify(err, 'commit') }, 'kafka offset commit failed; retrying');
         if (this.closed && this.commitFailures > 3) return;
-        await sleep(Math.min(2000, 100 * 2 ** this.commitFailures));
+        await sleep(backoffCeiling(this.commitFailures + 1, 100, 2000));
         this.commitAgain = true;
       }
       if (!this.commitAgain) return;

@@ -17,6 +17,7 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ReceiveMessageCommand, type Message as SqsMessage, type SQSClient } from '@aws-sdk/client-sqs';
+import { backoffDelay } from '../../src/backoff.ts';
 import type { Logger } from '../../src/log.ts';
 import type { Disposition, Handler, Message, Received, Subscription } from '../broker.ts';
 import type { Batcher } from './batcher.ts';
@@ -197,7 +198,7 @@ export class Consumer implements Subscription {
         failures++;
         const e = classify(err, `receiving from queue "${this.d.source}"`);
         if (e.code === 'unavailable') this.d.onHealth(false);
-        const waitMs = Math.min(20_000, 250 * 2 ** Math.min(failures, 7)) * (0.5 + Math.random() / 2);
+        const waitMs = backoffDelay(failures + 1, 250, Math.random, 20_000);
         this.d.logger[e.code === 'unavailable' ? 'warn' : 'error']({ err: e, source: this.d.source, retryInMs: Math.round(waitMs) }, 'receive failed; retrying');
         try {
           await sleep(waitMs, undefined, { signal: this.stopping.signal });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { backoffDelay, MAX_BACKOFF_MS, sleep } from '../../src/backoff.ts';
+import { backoffCeiling, backoffDelay, MAX_BACKOFF_MS, sleep } from '../../src/backoff.ts';
 
 const lowest = (): number => 0;
 // Just below 1: Math.random never returns 1.
@@ -71,5 +71,24 @@ describe('backoff: sleep', () => {
     assert.equal(await sleep(5, ac.signal), true);
     // Aborting afterwards is harmless (the listener was removed).
     ac.abort();
+  });
+});
+
+describe('backoffCeiling (the un-jittered delay every exponential wait uses)', () => {
+  test('doubles from the base and stops at the cap (30 s unless given)', () => {
+    assert.deepEqual([1, 2, 3, 4].map((n) => backoffCeiling(n, 250)), [250, 500, 1000, 2000]);
+    assert.equal(backoffCeiling(20, 250), MAX_BACKOFF_MS);
+    assert.deepEqual([1, 7, 8, 9].map((n) => backoffCeiling(n, 100, 5000)), [100, 5000, 5000, 5000]);
+  });
+
+  test('huge attempt counts stay finite', () => {
+    assert.equal(backoffCeiling(10_000, 250, 10_000), 10_000);
+    assert.ok(Number.isFinite(backoffCeiling(10_000, 250, Infinity)));
+  });
+
+  test('backoffDelay takes a cap of its own', () => {
+    const highest = (): number => 0.999999;
+    assert.equal(backoffDelay(20, 250, highest, 20_000), 20_000);
+    assert.equal(backoffDelay(20, 250, () => 0, 20_000), 10_000);
   });
 });
