@@ -150,14 +150,19 @@ export function parseTranslators(text: string, file: string): TranslatorSet {
   return new TranslatorSet(steps);
 }
 
-export function loadTranslatorsFile(file: string): TranslatorSet {
+/** Reads and compiles a translators file; also returns the text it compiled (the baseline for reload). */
+export function readTranslatorsFile(file: string): { set: TranslatorSet; text: string } {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new TranslatorFileError(file, undefined, `cannot be read: ${(err as Error).message}`);
   }
-  return parseTranslators(text, file);
+  return { set: parseTranslators(text, file), text };
+}
+
+export function loadTranslatorsFile(file: string): TranslatorSet {
+  return readTranslatorsFile(file).set;
 }
 
 /** Runs a payload through a chain. Throws TranslateError. */

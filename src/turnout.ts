@@ -21,7 +21,7 @@ import { Metrics } from './metrics.ts';
 import { canConnect } from './net.ts';
 import { Pipeline, type DrainResult } from './pipeline.ts';
 import { parseWeight, Router } from './router.ts';
-import { loadTranslatorsFile, parseTranslators, TranslatorFileError, TranslatorSet } from './translators.ts';
+import { parseTranslators, readTranslatorsFile, TranslatorFileError, TranslatorSet } from './translators.ts';
 
 export interface TurnoutOptions {
   config: Config;
@@ -49,6 +49,8 @@ export class Turnout {
   private readonly app: AppClient | undefined;
   private translators: TranslatorSet;
   private readonly watches: FileWatch[] = [];
+  /** File contents as loaded at start, the baselines for the reload watchers. */
+  private readonly loadedTexts: { translators: string; weight: string };
   private consuming = false;
   private waitingForApp = false;
   private draining = false;
@@ -57,7 +59,14 @@ export class Turnout {
   /** Bound HTTP port (useful with TURNOUT_PORT=0). */
   port = 0;
 
-  private constructor(options: TurnoutOptions, broker: BrokerAdapter, translators: TranslatorSet, weight: number) {
+  private constructor(
+    options: TurnoutOptions,
+    broker: BrokerAdapter,
+    loaded: { set: TranslatorSet; text: string },
+    { weight, text: weightText }: { weight: number; text: string },
+  ) {
+    const translators = loaded.set;
+    this.loadedTexts = { translators: loaded.text, weight: weightText };
     const { config, logger } = options;
     this.config = config;
     this.logger = logger;
@@ -103,8 +112,10 @@ export class Turnout {
    */
   static async start(options: TurnoutOptions): Promise<Turnout> {
     const { config, logger } = options;
-    const translators = config.translators !== undefined ? loadTranslatorsOrThrow(config.translators) : TranslatorSet.empty;
-    const weight = config.weightFile !== undefined ? readWeightOrThrow(config.weightFile) : config.greenWeight;
+    // The texts loaded here are the reload baselines: a change made while start-up
+    // waits for the broker or the app is then still seen as a change.
+    const translators = config.translators !== undefined ? loadTranslatorsOrThrow(config.translators) : { set: TranslatorSet.empty, text: '' };
+    const weight = config.weightFile !== undefined ? readWeightOrThrow(config.weightFile) : { weight: config.greenWeight, text: '' };
     const broker = options.broker ?? (await createBroker({ config, logger }));
     const t = new Turnout(options, broker, translators, weight);
     t.describe();
@@ -214,7 +225,7 @@ export class Turnout {
     const c = this.config;
     if (c.translators !== undefined) {
       const file = c.translators;
-      this.watches.push(watchFileContent(file, safeRead(file), (text) => {
+      this.watches.push(watchFileContent(file, this.loadedTexts.translators, (text) => {
         try {
           this.translators = parseTranslators(text, file);
           this.logger.info({ steps: this.translators.steps.map((s) => `${s.from}->${s.to}`) }, 'translators reloaded');
@@ -226,7 +237,7 @@ export class Turnout {
     }
     if (c.weightFile !== undefined) {
       const file = c.weightFile;
-      this.watches.push(watchFileContent(file, safeRead(file), (text) => {
+      this.watches.push(watchFileContent(file, this.loadedTexts.weight, (text) => {
         try {
           this.router.setWeight(parseWeight(text), 'file');
         } catch (err) {
@@ -277,27 +288,21 @@ export class Turnout {
   }
 }
 
-function loadTranslatorsOrThrow(file: string): TranslatorSet {
+function loadTranslatorsOrThrow(file: string): { set: TranslatorSet; text: string } {
   try {
-    return loadTranslatorsFile(file);
+    return readTranslatorsFile(file);
   } catch (err) {
     if (err instanceof TranslatorFileError) throw new ConfigError(`TURNOUT_TRANSLATORS: ${err.message}`, 'TURNOUT_TRANSLATORS');
     throw err;
   }
 }
 
-function readWeightOrThrow(file: string): number {
+function readWeightOrThrow(file: string): { weight: number; text: string } {
   try {
-    return parseWeight(readFileSync(file, 'utf8'));
+    const text = readFileSync(file, 'utf8');
+    return { weight: parseWeight(text), text };
   } catch (err) {
     throw new ConfigError(`TURNOUT_WEIGHT_FILE: ${file}: ${(err as Error).message}`, 'TURNOUT_WEIGHT_FILE');
   }
 }
 
-function safeRead(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return '';
-  }
-}

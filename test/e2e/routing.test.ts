@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startApp } from '../support/app.ts';
@@ -161,5 +162,38 @@ test('router role consuming an ingress queue: each message to exactly one side, 
     assert.match(String(r.json.error), /\{source\}/);
   } finally {
     assert.equal(await t.stop(), 0);
+  }
+});
+
+test('a weight file changed while start-up still waits (for the app) is applied once turnout runs', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'turnout-weight-'));
+  const file = join(dir, 'green-weight');
+  await writeFile(file, '25\n');
+  const port = await new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+  const t = await startTurnout(
+    { TURNOUT_SOURCE: 'in', TURNOUT_DLQ: 'dead', TURNOUT_APP_URL: `http://127.0.0.1:${port}/m`, TURNOUT_BLUE: 'b', TURNOUT_GREEN: 'g', TURNOUT_WEIGHT_FILE: file },
+    { waitReady: false },
+  );
+  const app = await (async () => {
+    try {
+      await waitFor('waiting for the app', async () => ((await (await fetch(`${t.baseUrl}/readyz`)).json()) as { reason?: string }).reason === 'waiting for the app');
+      await writeFile(file, '75\n');
+      return await startApp(() => 200, port);
+    } catch (err) {
+      await t.kill();
+      throw err;
+    }
+  })();
+  try {
+    await waitFor('ready', async () => (await fetch(`${t.baseUrl}/readyz`)).status === 200);
+    await waitFor('weight 75', async () => ((await (await fetch(`${t.baseUrl}/v1/routes`)).json()) as { greenWeight: number }).greenWeight === 75, 5000);
+  } finally {
+    assert.equal(await t.stop(), 0);
+    await app.close();
   }
 });
