@@ -186,7 +186,7 @@ export class Pipeline {
   }
 
   private async route(m: Received, out: Message): Promise<Disposition> {
-    const { config, metrics, logger } = this.d;
+    const { config, logger } = this.d;
     const router = this.d.router as Router;
     const decision = router.route(m, m.source);
     if (!decision) return this.release(m, 'no route target');

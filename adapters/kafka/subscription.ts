@@ -85,7 +85,6 @@ export class KafkaSubscription implements Subscription {
   private healthy = true;
   private restartTimer: NodeJS.Timeout | undefined;
   private idleWaiters: (() => void)[] = [];
-  private retiring: Promise<void> | undefined;
 
   constructor(options: SubscriptionOptions) {
     this.o = options;
@@ -491,7 +490,8 @@ export class KafkaSubscription implements Subscription {
     } catch {
       // not running yet
     }
-    this.retiring = (async () => {
+    // Leaves the group in the background once idle; close() does not wait for it (it flushes and disconnects itself).
+    void (async () => {
       await this.whenIdle();
       await this.flush(Date.now() + 2 * this.o.sessionTimeoutMs);
       if (!this.closed) await this.disconnect();
