@@ -39,6 +39,13 @@ RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --no-audit --no-fund
 # ---- runtime ---------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
+# glibc malloc: 2 arenas instead of 8 per core, and a fixed trim threshold
+# (the default one grows with the allocation sizes it has seen), so what V8's
+# compiler and GC threads free goes back to the kernel instead of staying
+# resident in per-thread arenas. Peak RSS of turnout in bench/core.bench.ts:
+# median 137 -> 124 MiB on its own, no throughput change. Keep in sync with
+# CONTAINER_ENV in bench/core.bench.ts (test/deploy/bundle.test.ts checks it).
+ENV MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=131072
 WORKDIR /app
 COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules
@@ -64,10 +71,18 @@ STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.TURNOUT_PORT||8787)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 
-# 4 MiB semi-spaces instead of the 1 MiB V8 picks under a 256 Mi limit: fewer
-# scavenges per message (CPU per delivery 109 -> ~100 us, per translated
-# message 379 -> ~290 us in bench/core.bench.ts) for ~5-9 MiB more peak RSS
-# (bench/RESULTS.md). Keep in sync with CONTAINER_HEAP_ARGS in bench/core.bench.ts
-# (test/deploy/bundle.test.ts checks it).
-ENTRYPOINT ["node", "--max-semi-space-size=4", "dist/src/cli.js"]
+# Node flags (bench/RESULTS.md has the measurements):
+# --max-semi-space-size=4: 4 MiB semi-spaces instead of the 1 MiB V8 picks
+#   under a 256 Mi limit: fewer scavenges per message (CPU per delivery
+#   109 -> ~100 us, per translated message 379 -> ~290 us in
+#   bench/core.bench.ts) for ~5-9 MiB more peak RSS.
+# --liftoff-only: undici parses HTTP with llhttp compiled to WebAssembly, and
+#   V8's optimising tier-up of llhttp's one very large function allocates a
+#   ~20 MiB compiler zone in the first second under load: a transient that
+#   set the process's peak RSS. V8's baseline WebAssembly code parses the
+#   app's short responses without a measurable throughput change.
+# Keep in sync with CONTAINER_NODE_ARGS in bench/core.bench.ts
+# (test/deploy/bundle.test.ts checks it). Overriding the container's
+# `command` drops these flags; override `args` instead.
+ENTRYPOINT ["node", "--max-semi-space-size=4", "--liftoff-only", "dist/src/cli.js"]
 CMD ["run"]

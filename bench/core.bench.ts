@@ -20,8 +20,9 @@
 // ~300 MiB RSS even in the bare undici baseline, while in the sidecar's
 // container (k8s manifests: 256 Mi limit) Node sizes it from the cgroup
 // limit. --heap=container (the default) gives every child, baseline and
-// turnout alike, the heap V8 derives for 256 MiB; --heap=host leaves V8's
-// defaults for this machine.
+// turnout alike, the heap V8 derives for 256 MiB plus the image's node flags
+// and malloc settings (CONTAINER_NODE_ARGS, CONTAINER_ENV); --heap=host
+// leaves V8's and glibc's defaults for this machine.
 //
 //   node bench/core.bench.ts [--only a|b|CASE,…] [--heap=container|host] [--from-source]
 //                            [--child-node-args="--cpu-prof --cpu-prof-dir=DIR"]
@@ -65,12 +66,15 @@ const TARGETS = {
 } as const;
 
 /**
- * The heap V8 gives itself in a 256 MiB container (Heap::HeapSizeFromPhysicalMemory:
- * 256 MiB old generation, 1 MiB semi-spaces), for children under --heap=container.
+ * What the image runs, given to every child under --heap=container (the
+ * default), baseline and turnout alike: the heap Node sizes under the
+ * sidecar's 256 Mi limit (Heap::HeapSizeFromPhysicalMemory: 256 MiB old
+ * generation), then the Dockerfile ENTRYPOINT's node flags and its runtime
+ * ENV for glibc malloc. test/deploy/bundle.test.ts checks these match the
+ * Dockerfile.
  */
-// What the image runs under its 256 Mi limit: the heap Node would size there, and
-// the Dockerfile ENTRYPOINT's --max-semi-space-size (keep the two in sync).
-const CONTAINER_HEAP_ARGS = ['--max-heap-size=259', '--max-semi-space-size=4'];
+const CONTAINER_NODE_ARGS = ['--max-heap-size=259', '--max-semi-space-size=4', '--liftoff-only'];
+const CONTAINER_ENV: Record<string, string> = { MALLOC_ARENA_MAX: '2', MALLOC_TRIM_THRESHOLD_: '131072' };
 
 const CONCURRENCY = 16;
 const A_WARMUP = 5_000;
@@ -257,7 +261,7 @@ function checkSeen(seen: WaitAnswer, phase: string, problems: string[]): void {
 
 /** Peak RSS plus where it was (V8 heap vs. outside it), for the details line. */
 function memory(mem: RssReport, extra: Record<string, number>): { peakRssMiB: number; extra: Record<string, number> } {
-  return { peakRssMiB: mem.peakMiB, extra: { ...extra, heapPeakMiB: mem.heapTotalPeakMiB, externalPeakMiB: mem.externalPeakMiB } };
+  return { peakRssMiB: mem.peakMiB, extra: { ...extra, sampledRssPeakMiB: mem.sampledPeakMiB, heapPeakMiB: mem.heapTotalPeakMiB, externalPeakMiB: mem.externalPeakMiB, anonPeakMiB: mem.anonPeakMiB, filePeakMiB: mem.filePeakMiB } };
 }
 
 function median(xs: number[]): number {
@@ -428,7 +432,8 @@ async function parent(only: string[], childNodeArgs: string[], heap: string, fro
   const runs = schedule().filter((c) => only.length === 0 || only.includes(c) || only.includes(PART[c] ?? ''));
   if (runs.length === 0) throw new Error(`--only matches no case; cases: ${Object.keys(PART).join(', ')} (or a, b)`);
   if (heap !== 'container' && heap !== 'host') throw new Error('--heap must be container or host');
-  const nodeArgs = [...(heap === 'container' ? CONTAINER_HEAP_ARGS : []), ...childNodeArgs];
+  const nodeArgs = [...(heap === 'container' ? CONTAINER_NODE_ARGS : []), ...childNodeArgs];
+  const childEnv = heap === 'container' ? CONTAINER_ENV : {};
   const { script, cleanup } = childScript(fromSource);
   const load = loadavg()[0] ?? 0;
   const app = await startBenchApp();
@@ -436,7 +441,7 @@ async function parent(only: string[], childNodeArgs: string[], heap: string, fro
   const started = Date.now();
   try {
     for (const name of runs) {
-      const r = await runChild(script, ['--case', name, '--app', app.url], nodeArgs);
+      const r = await runChild(script, ['--case', name, '--app', app.url], nodeArgs, childEnv);
       byCase.set(name, [...(byCase.get(name) ?? []), r]);
       const lat = r.p99Ms !== undefined ? `, p50 ${fmt(r.p50Ms, 3)} ms, p99 ${fmt(r.p99Ms, 3)} ms` : '';
       process.stderr.write(`bench: ${name}: ${fmt(r.perSecond)} msg/s${lat}, peak RSS ${fmt(r.peakRssMiB, 1)} MiB${r.problems.length ? `; PROBLEMS: ${r.problems.join('; ')}` : ''}\n`);
@@ -451,7 +456,7 @@ async function parent(only: string[], childNodeArgs: string[], heap: string, fro
   console.log(`\n## Core (embedded broker)\n`);
   console.log(`Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${describeMachine()}; load average ${load.toFixed(1)} → ${(loadavg()[0] ?? 0).toFixed(1)}; ${seconds} s.`);
   console.log(`Payload: ${PAYLOAD.length} B JSON, DESIGN.md's step 1->2. Concurrency ${CONCURRENCY} on both sides. Throughput: median of ${B_PASSES * B_ROUNDS} rounds × ${fmt(B_MESSAGES)} messages (${B_PASSES} alternating passes, ${fmt(B_WARMUP)} warm-up each), first send → app's receipt of the last. Latency: ${fmt(B_PASSES * PACE_MESSAGES)} messages paced at ${fmt(PACE_RATE)} msg/s (${B_PASSES} alternating passes, ${fmt(PACE_WARMUP)} warm-up each), send stamp → app receipt on CLOCK_MONOTONIC. Peak RSS: each case's own child process (kernel high-water mark), max over its passes. (a) p50/p99 are per-message times.`);
-  console.log(`Children: \`node ${[...nodeArgs, relative(process.cwd(), script).replace(/^\.cache\/bench-js-[^/]+/, '<tsc output>')].join(' ')} --case …\` (${heap === 'container' ? "V8 heap as Node sizes it in the sidecar's 256 Mi container" : "V8's heap defaults for this host"}).\n`);
+  console.log(`Children: \`${Object.entries(childEnv).map(([k, v]) => `${k}=${v} `).join('')}node ${[...nodeArgs, relative(process.cwd(), script).replace(/^\.cache\/bench-js-[^/]+/, '<tsc output>')].join(' ')} --case …\` (${heap === 'container' ? "the image's node flags and malloc settings, V8 heap as Node sizes it in the sidecar's 256 Mi container" : "V8's and glibc's defaults for this host"}).\n`);
   console.log(table);
   console.log(`\n${details}\n`);
   console.log(checks);
@@ -507,7 +512,7 @@ function report(results: Map<string, CaseResult>): { table: string; details: str
   const decimals = (k: string): number => (k.endsWith('Ms') ? 3 : k.endsWith('MiB') ? 1 : 0);
   const units: Record<string, string> = { cpuUsPerMsg: 'CPU µs/msg' };
   const details = [...results.values()].map((r) => `- ${r.case}: ${Object.entries(r.extra).map(([k, v]) => `${units[k] ?? k} ${fmt(v, decimals(k))}`).join(', ')}`).join('\n');
-  return { table: markdownTable(header, rows), details: `Details (heap/external = peak V8 heap and memory outside it):\n${details}`, checks: markdownTable(['target', 'measured', 'result'], checkRows), failed };
+  return { table: markdownTable(header, rows), details: `Details (heap/external = peak V8 heap and memory outside it; anon/file = peak anonymous and file-backed RSS, the latter mostly the node binary's own pages):\n${details}`, checks: markdownTable(['target', 'measured', 'result'], checkRows), failed };
 }
 
 // ---- entry -------------------------------------------------------------------

@@ -26,10 +26,10 @@ export function emitResult(result: CaseResult): void {
   process.stdout.write(`${MARK}${JSON.stringify(result)}\n`);
 }
 
-/** In the parent: run `node [nodeArgs] script args…` and return the result it emitted. */
-export function runChild(script: string, args: string[], nodeArgs: string[] = [], timeoutMs = 120_000): Promise<CaseResult> {
+/** In the parent: run `env… node [nodeArgs] script args…` and return the result it emitted. */
+export function runChild(script: string, args: string[], nodeArgs: string[] = [], env: Record<string, string> = {}, timeoutMs = 120_000): Promise<CaseResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeArgs, script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...nodeArgs, script, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
     let out = '';
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (d: string) => (out += d));

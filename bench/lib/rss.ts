@@ -1,7 +1,12 @@
 // Peak resident memory of this process. The kernel's high-water mark
 // (getrusage maxrss) cannot miss a short spike between samples; the periodic
 // samples add where the memory is (V8 heap vs. buffers outside it), which is
-// what one needs to know when a peak is too high.
+// what one needs to know when a peak is too high. The file-backed part of
+// RSS (mostly the node binary's own pages: clean, shared, reclaimable by the
+// kernel) is told apart from anonymous memory (heap, malloc, stacks), which
+// is what the process really holds.
+
+import { readFileSync } from 'node:fs';
 
 const MiB = 1024 * 1024;
 
@@ -14,12 +19,32 @@ export interface RssReport {
   heapTotalPeakMiB: number;
   /** Highest memory outside the V8 heap (Buffers, native) seen, MiB. */
   externalPeakMiB: number;
+  /** Highest anonymous RSS (V8 heap, malloc, stacks) seen, MiB; NaN where /proc is missing. */
+  anonPeakMiB: number;
+  /** Highest file-backed RSS (the node binary's and libraries' pages) seen, MiB; NaN where /proc is missing. */
+  filePeakMiB: number;
+}
+
+/** Anonymous and file-backed resident KiB from /proc/self/smaps_rollup (Linux ≥ 4.14). */
+function rollup(): { anonKiB: number; fileKiB: number } | undefined {
+  let text: string;
+  try {
+    text = readFileSync('/proc/self/smaps_rollup', 'utf8');
+  } catch {
+    return undefined;
+  }
+  const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
+  const rss = field('Rss');
+  const anon = field('Anonymous');
+  return { anonKiB: anon, fileKiB: rss - anon };
 }
 
 export class RssSampler {
   private rss = 0;
   private heap = 0;
   private external = 0;
+  private anon = NaN;
+  private file = NaN;
   private timer: NodeJS.Timeout | undefined;
 
   private ticks = 0;
@@ -43,6 +68,11 @@ export class RssSampler {
     this.rss = Math.max(this.rss, m.rss);
     this.heap = Math.max(this.heap, m.heapTotal);
     this.external = Math.max(this.external, m.external);
+    const r = rollup();
+    if (r) {
+      this.anon = Number.isNaN(this.anon) ? r.anonKiB : Math.max(this.anon, r.anonKiB);
+      this.file = Number.isNaN(this.file) ? r.fileKiB : Math.max(this.file, r.fileKiB);
+    }
   }
 
   stop(): RssReport {
@@ -51,6 +81,6 @@ export class RssSampler {
     this.timer = undefined;
     // maxRSS is in KiB.
     const hwm = (process.resourceUsage().maxRSS * 1024) / MiB;
-    return { peakMiB: Math.max(hwm, this.rss / MiB), sampledPeakMiB: this.rss / MiB, heapTotalPeakMiB: this.heap / MiB, externalPeakMiB: this.external / MiB };
+    return { peakMiB: Math.max(hwm, this.rss / MiB), sampledPeakMiB: this.rss / MiB, heapTotalPeakMiB: this.heap / MiB, externalPeakMiB: this.external / MiB, anonPeakMiB: this.anon / 1024, filePeakMiB: this.file / 1024 };
   }
 }

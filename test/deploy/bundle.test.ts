@@ -213,10 +213,13 @@ describe('container image (Dockerfile replayed by scripts/build-bundle.sh)', () 
     assert.equal(one('STOPSIGNAL').args, 'SIGTERM');
     assert.equal(entrypoint[0], 'node');
     assert.equal(entrypoint.at(-1), 'dist/src/cli.js');
-    for (const flag of entrypoint.slice(1, -1)) assert.match(flag, /^--[a-z-]+=\S+$/, `entrypoint items between node and the CLI are node flags: ${flag}`);
-    // The core benchmark measures what the image runs: same V8 flags.
+    for (const flag of entrypoint.slice(1, -1)) assert.match(flag, /^--[a-z-]+(=\S+)?$/, `entrypoint items between node and the CLI are node flags: ${flag}`);
+    // The core benchmark measures what the image runs: same node flags, same malloc settings.
     const bench = readFileSync(new URL('../../bench/core.bench.ts', import.meta.url), 'utf8');
-    for (const flag of entrypoint.slice(1, -1)) assert.ok(bench.includes(`'${flag}'`), `bench/core.bench.ts CONTAINER_HEAP_ARGS lacks ${flag}`);
+    for (const flag of entrypoint.slice(1, -1)) assert.ok(bench.includes(`'${flag}'`), `bench/core.bench.ts CONTAINER_NODE_ARGS lacks ${flag}`);
+    const mallocEnv = Object.entries(finalEnv).filter(([k]) => k.startsWith('MALLOC_'));
+    assert.ok(mallocEnv.length > 0, 'the runtime stage sets the glibc malloc variables the benchmark measured');
+    for (const [k, v] of mallocEnv) assert.ok(bench.includes(`${k}: '${v}'`), `bench/core.bench.ts CONTAINER_ENV lacks ${k}: '${v}'`);
     assert.deepEqual(cmd, ['run']);
     assert.equal(healthcheck[0], 'node');
     assert.ok(healthcheck.some((a) => a.includes('/healthz')), 'HEALTHCHECK probes /healthz');
