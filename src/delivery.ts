@@ -3,7 +3,7 @@
 // classifyStatus and is tested row by row.
 
 import { validateHeaderName, validateHeaderValue } from 'node:http';
-import { Pool, errors as undiciErrors } from 'undici';
+import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { Message } from '../adapters/broker.ts';
 
 export type StatusClass = 'delivered' | 'unsupported' | 'retry' | 'rejected';
@@ -47,11 +47,9 @@ export class AppClient {
   private readonly timeoutMs: number;
   /**
    * Attempts in flight, by the drain signal that may cut them short: one
-   * listener per drain signal instead of AbortSignal.any + AbortSignal.timeout
-   * per attempt, which cost ~15 % of the CPU per message (bench/core.bench.ts)
-   * and kept a TURNOUT_DELIVERY_TIMEOUT-long timer alive per attempt until GC.
+   * listener per drain signal rather than one per attempt.
    */
-  private readonly byDrain = new WeakMap<AbortSignal, Set<AbortController>>();
+  private readonly byDrain = new WeakMap<AbortSignal, Set<Attempt>>();
 
   constructor(options: { url: string; timeoutMs: number; connections: number }) {
     const url = new URL(options.url);
@@ -72,65 +70,135 @@ export class AppClient {
     const headers = requestHeaders(message, ctx);
     const unsendable = unsendableHeader(headers);
     if (unsendable !== undefined) return { kind: 'rejected', error: `message cannot be sent over HTTP: ${unsendable}` };
-
     if (drain.aborted) return { kind: 'aborted' };
-    const attempt = new AbortController();
-    const untrack = this.track(drain, attempt);
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      attempt.abort(new DOMException(`no answer within ${this.timeoutMs} ms`, 'TimeoutError'));
-    }, this.timeoutMs);
-    timer.unref();
-    try {
-      const res = await this.pool.request({ path: this.path, method: 'POST', headers, body: message.payload, signal: attempt.signal });
-      const cls = classifyStatus(res.statusCode);
-      // Read the body so the connection goes back to the pool; keep it only for an error text.
-      if (cls === 'delivered') {
-        await res.body.dump().catch(() => {});
-        return { kind: 'delivered', status: res.statusCode };
+
+    const live = this.attemptsOf(drain);
+    return new Promise<AttemptResult>((resolve) => {
+      const attempt = new Attempt(resolve, this.timeoutMs);
+      live.add(attempt);
+      attempt.onSettled = () => live.delete(attempt);
+      // dispatch() rather than request(): no response stream, no AbortSignal per
+      // attempt; the handler reads the status and drops a 2xx body as it arrives.
+      // A bench/core.bench.ts profile put request()'s stream and signal plumbing
+      // at ~15 % of turnout's CPU per delivery.
+      try {
+        this.pool.dispatch({ path: this.path, method: 'POST', headers, body: message.payload }, attempt);
+      } catch (err) {
+        attempt.onResponseError(null, err as Error);
       }
-      const text = await res.body.text().catch(() => '');
-      const detail = `app answered ${res.statusCode}${text ? `: ${text.slice(0, 200).replace(/\s+/g, ' ')}` : ''}`;
-      switch (cls) {
-        case 'unsupported':
-          return { kind: 'unsupported', status: res.statusCode };
-        case 'rejected':
-          return { kind: 'rejected', error: detail };
-        case 'retry': {
-          const retryAfterMs = parseRetryAfter(res.headers['retry-after']);
-          return retryAfterMs === undefined ? { kind: 'retry', error: detail } : { kind: 'retry', error: detail, retryAfterMs };
-        }
-      }
-    } catch (err) {
-      if (drain.aborted) return { kind: 'aborted' };
-      if (timedOut) return { kind: 'retry', error: `app did not answer within ${this.timeoutMs} ms` };
-      if (err instanceof undiciErrors.InvalidArgumentError) {
-        // A header the message carries cannot be sent over HTTP: retrying will not help.
-        return { kind: 'rejected', error: `message cannot be sent over HTTP: ${err.message}` };
-      }
-      const e = err as { code?: string; message?: string };
-      return { kind: 'retry', error: `cannot reach the app: ${e.code ?? ''} ${e.message ?? String(err)}`.replace(/\s+/g, ' ').trim() };
-    } finally {
-      clearTimeout(timer);
-      untrack();
-    }
+    });
   }
 
-  private track(drain: AbortSignal, attempt: AbortController): () => void {
+  private attemptsOf(drain: AbortSignal): Set<Attempt> {
     let live = this.byDrain.get(drain);
     if (live === undefined) {
-      const set = (live = new Set<AbortController>());
-      drain.addEventListener('abort', () => set.forEach((a) => a.abort(drain.reason)), { once: true });
+      const set = (live = new Set<Attempt>());
+      drain.addEventListener('abort', () => set.forEach((a) => a.drained()), { once: true });
       this.byDrain.set(drain, set);
     }
-    const set = live;
-    set.add(attempt);
-    return () => void set.delete(attempt);
+    return live;
   }
 
   async close(): Promise<void> {
     await this.pool.close().catch(() => {});
+  }
+}
+
+/** The part of a non-2xx answer kept for the dead-letter reason (the rest is read and dropped). */
+const ERROR_TEXT_BYTES = 1024;
+
+/**
+ * One delivery attempt, as an undici dispatch handler. It settles exactly once:
+ * on the app's complete answer, on an error, at TURNOUT_DELIVERY_TIMEOUT, or at
+ * the drain deadline. Timing out or draining before undici has started the
+ * request settles at once; the request is then aborted when it starts, so a
+ * late attempt never reaches the app.
+ */
+class Attempt implements Dispatcher.DispatchHandler {
+  onSettled: (() => void) | undefined;
+  private readonly resolve: (r: AttemptResult) => void;
+  private readonly timeoutMs: number;
+  private readonly timer: NodeJS.Timeout;
+  private controller: Dispatcher.DispatchController | undefined;
+  private settled = false;
+  private status = 0;
+  private retryAfter: string | undefined;
+  private text: Buffer[] | undefined;
+  private textBytes = 0;
+
+  constructor(resolve: (r: AttemptResult) => void, timeoutMs: number) {
+    this.resolve = resolve;
+    this.timeoutMs = timeoutMs;
+    this.timer = setTimeout(() => this.stop({ kind: 'retry', error: `app did not answer within ${timeoutMs} ms` }), timeoutMs);
+    this.timer.unref();
+  }
+
+  drained(): void {
+    this.stop({ kind: 'aborted' });
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.settled) controller.abort(new Error('delivery attempt already ended (timeout or drain)'));
+  }
+
+  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    // 1xx informational answers come before the real one.
+    if (statusCode < 200) return;
+    this.status = statusCode;
+    if (classifyStatus(statusCode) !== 'delivered') {
+      this.text = [];
+      const ra = headers['retry-after'];
+      this.retryAfter = Array.isArray(ra) ? ra[0] : ra;
+    }
+  }
+
+  onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.text === undefined || this.textBytes >= ERROR_TEXT_BYTES) return;
+    this.text.push(chunk);
+    this.textBytes += chunk.length;
+  }
+
+  onResponseEnd(): void {
+    const status = this.status;
+    const cls = classifyStatus(status);
+    if (cls === 'delivered') return this.settle({ kind: 'delivered', status });
+    const text = Buffer.concat(this.text ?? []).toString('utf8', 0, ERROR_TEXT_BYTES);
+    const detail = `app answered ${status}${text ? `: ${text.slice(0, 200).replace(/\s+/g, ' ')}` : ''}`;
+    switch (cls) {
+      case 'unsupported':
+        return this.settle({ kind: 'unsupported', status });
+      case 'rejected':
+        return this.settle({ kind: 'rejected', error: detail });
+      case 'retry': {
+        const retryAfterMs = parseRetryAfter(this.retryAfter);
+        return this.settle(retryAfterMs === undefined ? { kind: 'retry', error: detail } : { kind: 'retry', error: detail, retryAfterMs });
+      }
+    }
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController | null, err: Error): void {
+    if (err instanceof undiciErrors.InvalidArgumentError) {
+      // A header the message carries cannot be sent over HTTP: retrying will not help.
+      return this.settle({ kind: 'rejected', error: `message cannot be sent over HTTP: ${err.message}` });
+    }
+    const e = err as { code?: string; message?: string };
+    this.settle({ kind: 'retry', error: `cannot reach the app: ${e.code ?? ''} ${e.message ?? String(err)}`.replace(/\s+/g, ' ').trim() });
+  }
+
+  /** Ends the attempt from outside (timeout, drain) and aborts the request if it has started. */
+  private stop(result: AttemptResult): void {
+    if (this.settled) return;
+    this.settle(result);
+    this.controller?.abort(new Error(result.kind === 'aborted' ? 'drain deadline passed' : `no answer within ${this.timeoutMs} ms`));
+  }
+
+  private settle(result: AttemptResult): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.onSettled?.();
+    this.resolve(result);
   }
 }
 
@@ -180,8 +248,7 @@ function unsendableHeader(headers: Record<string, string>): string | undefined {
   return undefined;
 }
 
-function parseRetryAfter(value: string | string[] | undefined): number | undefined {
-  const v = Array.isArray(value) ? value[0] : value;
+function parseRetryAfter(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
   const at = Date.parse(v);

@@ -9,14 +9,15 @@ import type { Message } from '../../adapters/broker.ts';
 import { AppClient, classifyStatus, type AttemptResult, type DeliveryContext, type StatusClass } from '../../src/delivery.ts';
 import { startApp, type Answer, type TestApp } from '../support/app.ts';
 
-// The message tells the app how to answer (x-answer: status, x-delay: ms, x-retry-after: header value).
+// The message tells the app how to answer (x-answer: status, x-delay: ms, x-retry-after: header value,
+// x-body: the body, x-body-pad: that many more bytes of body).
 const answer = (h: Record<string, string | string[] | undefined>): Answer => {
   const headers: Record<string, string> = {};
   if (typeof h['x-retry-after'] === 'string') headers['retry-after'] = h['x-retry-after'];
   return {
     status: Number(h['x-answer'] ?? 200),
     delayMs: Number(h['x-delay'] ?? 0),
-    body: typeof h['x-body'] === 'string' ? h['x-body'] : '',
+    body: (typeof h['x-body'] === 'string' ? h['x-body'] : '') + 'y'.repeat(Number(h['x-body-pad'] ?? 0)),
     headers,
   };
 };
@@ -119,6 +120,58 @@ describe('delivery: the status table, one test per row', () => {
       assert.ok(performance.now() - t0 < 350, 'gave up at the timeout, not when the app answered');
     } finally {
       await slow.close();
+    }
+  });
+
+  test('a timeout while waiting for a pool connection settles at the timeout, and that attempt never reaches the app', async () => {
+    const one = new AppClient({ url: app.url, timeoutMs: 150, connections: 1 });
+    try {
+      const busy = message({ 'x-delay': '600' });
+      const queued = message();
+      const t0 = performance.now();
+      const [a, b] = await Promise.all([one.post(busy, ctx, never), one.post(queued, ctx, never)]);
+      assert.deepEqual(a, { kind: 'retry', error: 'app did not answer within 150 ms' });
+      assert.deepEqual(b, { kind: 'retry', error: 'app did not answer within 150 ms' });
+      assert.ok(performance.now() - t0 < 500, 'both gave up at the timeout');
+      // Long after the connection became free again, the queued attempt has still not been sent.
+      await new Promise((r) => setTimeout(r, 800));
+      assert.equal(deliveriesOf(busy.id).length, 1);
+      assert.equal(deliveriesOf(queued.id).length, 0, 'a timed-out attempt must not reach the app later');
+      // The pool still works.
+      assert.equal((await one.post(message(), ctx, never)).kind, 'delivered');
+    } finally {
+      await one.close();
+    }
+  });
+
+  test('a drain while waiting for a pool connection → aborted at once, never sent', async () => {
+    const one = new AppClient({ url: app.url, timeoutMs: 5_000, connections: 1 });
+    const drain = new AbortController();
+    try {
+      const busy = message({ 'x-delay': '300' });
+      const queued = message();
+      const first = one.post(busy, ctx, never);
+      const second = one.post(queued, ctx, drain.signal);
+      setTimeout(() => drain.abort(), 50);
+      assert.deepEqual(await second, { kind: 'aborted' });
+      assert.equal((await first).kind, 'delivered', 'an attempt under another drain signal is not affected');
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(deliveriesOf(queued.id).length, 0);
+    } finally {
+      await one.close();
+    }
+  });
+
+  test('a large error body is read to its end (the connection stays usable) but only its start is kept', async () => {
+    const one = new AppClient({ url: app.url, timeoutMs: 5_000, connections: 1 });
+    try {
+      const r = await one.post(message({ 'x-answer': '500', 'x-body': 'x'.repeat(300), 'x-body-pad': '2000000' }), ctx, never);
+      assert.deepEqual(r, { kind: 'retry', error: `app answered 500: ${'x'.repeat(200)}` });
+      const big2xx = await one.post(message({ 'x-body-pad': '2000000' }), ctx, never);
+      assert.equal(big2xx.kind, 'delivered', 'a 2xx body is read and dropped');
+      assert.equal((await one.post(message(), ctx, never)).kind, 'delivered');
+    } finally {
+      await one.close();
     }
   });
 
