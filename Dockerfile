@@ -72,10 +72,12 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.TURNOUT_PORT||8787)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 
 # Node flags (bench/RESULTS.md has the measurements):
-# --max-semi-space-size=4: 4 MiB semi-spaces instead of the 1 MiB V8 picks
-#   under a 256 Mi limit: fewer scavenges per message (CPU per delivery
-#   109 -> ~100 us, per translated message 379 -> ~290 us in
-#   bench/core.bench.ts) for ~5-9 MiB more peak RSS.
+# --max-semi-space-size=2: 2 MiB semi-spaces instead of the 1 MiB V8 picks
+#   under a 256 Mi limit: fewer scavenges per message. In bench/core.bench.ts
+#   1 MiB cost ~10 % more CPU per delivery; 4 MiB bought no CPU over 2 MiB
+#   (3 alternating runs each: pass 57-69 us both, translate 183-201 vs
+#   203-242 us) for ~5-7 MiB more peak RSS (pass median 104 vs 109 MiB,
+#   translate 108 vs 115 MiB).
 # --liftoff-only: undici parses HTTP with llhttp compiled to WebAssembly, and
 #   V8's optimising tier-up of llhttp's one very large function allocates a
 #   ~20 MiB compiler zone in the first second under load: a transient that
@@ -84,5 +86,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
 # Keep in sync with CONTAINER_NODE_ARGS in bench/core.bench.ts
 # (test/deploy/bundle.test.ts checks it). Overriding the container's
 # `command` drops these flags; override `args` instead.
-ENTRYPOINT ["node", "--max-semi-space-size=4", "--liftoff-only", "dist/src/cli.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=2", "--liftoff-only", "dist/src/cli.js"]
 CMD ["run"]

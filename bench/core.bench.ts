@@ -5,7 +5,10 @@
 //       against jsonata(expr).evaluate() on the already-parsed object.
 //   (b) embedded broker → turnout → HTTP app on loopback, against undici
 //       POSTing the same messages straight to the same app with the same
-//       concurrency: throughput, and latency at a paced 1 000 msg/s.
+//       concurrency: throughput, and latency at a paced 1 000 msg/s. The
+//       baseline uses request(), the API an app would; a reference row uses
+//       dispatch(), the lower-level API turnout's AppClient uses, to show
+//       turnout's cost over the cheapest undici client too.
 //
 // The parent process hosts the app and runs every case in a child process
 // (`node core.bench.js --case NAME --app URL`) so each case's peak RSS is its
@@ -73,7 +76,7 @@ const TARGETS = {
  * ENV for glibc malloc. test/deploy/bundle.test.ts checks these match the
  * Dockerfile.
  */
-const CONTAINER_NODE_ARGS = ['--max-heap-size=259', '--max-semi-space-size=4', '--liftoff-only'];
+const CONTAINER_NODE_ARGS = ['--max-heap-size=259', '--max-semi-space-size=2', '--liftoff-only'];
 const CONTAINER_ENV: Record<string, string> = { MALLOC_ARENA_MAX: '2', MALLOC_TRIM_THRESHOLD_: '131072' };
 
 const CONCURRENCY = 16;
@@ -128,6 +131,16 @@ const CASES: Record<string, CaseFn> = {
     const run = await throughput(app, problems, send);
     await post.close();
     return throughputResult('http-direct', run, rss.stop(), problems);
+  },
+
+  'http-dispatch': async (app, appUrl) => {
+    const rss = new RssSampler().start();
+    const post = dispatchPoster(appUrl);
+    const problems: string[] = [];
+    const send = (prefix: string, n: number): Promise<void> => runWorkers(n, CONCURRENCY, (i) => post(message(`${prefix}-${i}`), problems));
+    const run = await throughput(app, problems, send);
+    await post.close();
+    return throughputResult('http-dispatch', run, rss.stop(), problems);
   },
 
   'turnout-pass': async (app, appUrl) => turnoutThroughput('turnout-pass', app, appUrl, 'all'),
@@ -332,6 +345,40 @@ function directPoster(appUrl: string): Poster {
   return Object.assign(post, { close: () => pool.close() });
 }
 
+/**
+ * The reference client: the same POST through undici's lowest-level API
+ * (dispatch() with a handler that drops the body), as turnout's AppClient
+ * sends it. It shows what turnout costs over the cheapest undici client, where
+ * the baseline (request(), the API an app would use) also pays for a
+ * response stream.
+ */
+function dispatchPoster(appUrl: string): Poster {
+  const url = new URL(appUrl);
+  const pool = new Pool(url.origin, { connections: CONCURRENCY, pipelining: 1, headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 10_000 });
+  const post = (m: Message, problems: string[]): Promise<void> => new Promise((resolve) => {
+    let status = 0;
+    pool.dispatch({
+      path: url.pathname,
+      method: 'POST',
+      headers: { ...m.headers, 'content-type': m.contentType ?? 'application/octet-stream', [ID_HEADER]: m.id },
+      body: m.payload,
+    }, {
+      onRequestStart: () => {},
+      onResponseStart: (_c, code) => void (status = code),
+      onResponseData: () => {},
+      onResponseEnd: () => {
+        if (status !== 200) problems.push(`app answered ${status} for ${m.id}`);
+        resolve();
+      },
+      onResponseError: (_c, err) => {
+        problems.push(`${m.id}: ${err.message}`);
+        resolve();
+      },
+    });
+  });
+  return Object.assign(post, { close: () => pool.close() });
+}
+
 /** n jobs, `width` at a time. */
 async function runWorkers(n: number, width: number, job: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
@@ -360,14 +407,14 @@ function limiter(width: number): (job: () => Promise<void>) => void {
 
 const PART: Record<string, 'a' | 'b'> = {
   'translate-jsonata': 'a', 'translate-turnout': 'a',
-  'http-direct': 'b', 'turnout-pass': 'b', 'turnout-translate': 'b',
+  'http-direct': 'b', 'http-dispatch': 'b', 'turnout-pass': 'b', 'turnout-translate': 'b',
   'http-direct-paced': 'b', 'turnout-paced': 'b',
 };
 
 /** The order of child runs: (a) once, then alternating passes of the (b) pairs. */
 function schedule(): string[] {
   const runs = ['translate-jsonata', 'translate-turnout'];
-  for (let p = 0; p < B_PASSES; p++) runs.push('http-direct', 'turnout-pass', 'turnout-translate');
+  for (let p = 0; p < B_PASSES; p++) runs.push('http-direct', 'http-dispatch', 'turnout-pass', 'turnout-translate');
   for (let p = 0; p < B_PASSES; p++) runs.push('http-direct-paced', 'turnout-paced');
   return runs;
 }
@@ -487,6 +534,8 @@ function report(results: Map<string, CaseResult>): { table: string; details: str
   const bBase = results.get('http-direct');
   if (bBase) row('b', 'undici POST → app (baseline)', bBase, '100 %', '–');
   const pass = results.get('turnout-pass');
+  const ref = results.get('http-dispatch');
+  if (ref) row('b', 'undici dispatch() → app (reference)', ref, pct(ratio(ref, bBase)), pass ? `(info) turnout pass is ${pct(ratio(pass, ref))} of it` : '(info)');
   if (pass) {
     const rt = ratio(pass, bBase);
     const t = rt === undefined ? 'no baseline' : judge(`(b) throughput ≥ ${pct(TARGETS.minThroughputRatio)} of the baseline`, pct(rt), rt >= TARGETS.minThroughputRatio);
