@@ -50,6 +50,7 @@ import { parseTranslators, translate } from '../src/translators.ts';
 import { Turnout } from '../src/turnout.ts';
 import { BenchAppControl, ID_HEADER, SENT_HEADER, startBenchApp, type WaitAnswer } from './lib/app.ts';
 import { emitResult, runChild, type CaseResult } from './lib/child.ts';
+import { startCli } from './lib/cli-process.ts';
 import { LatencyRecorder } from './lib/latency.ts';
 import { describeMachine } from './lib/machine.ts';
 import { monoNs, paced } from './lib/pace.ts';
@@ -145,6 +146,23 @@ const CASES: Record<string, CaseFn> = {
 
   'turnout-pass': async (app, appUrl) => turnoutThroughput('turnout-pass', app, appUrl, 'all'),
   'turnout-translate': async (app, appUrl) => turnoutThroughput('turnout-translate', app, appUrl, '2'),
+
+  'turnout-cli': async (app, appUrl) => {
+    const dir = mkdtempSync(join(tmpdir(), 'turnout-bench-'));
+    const translatorsFile = join(dir, 'translators.yaml');
+    writeFileSync(translatorsFile, TRANSLATORS_YAML);
+    const cli = await startCli({ appUrl, source: SOURCE, dlq: DLQ, accept: 'all', concurrency: CONCURRENCY, translatorsFile, backlog: B_BACKLOG });
+    const problems: string[] = [];
+    const headers = { [VERSION_HEADER]: '1', 'content-type': 'application/json' };
+    const run = await throughput(app, problems, (prefix, n) => cli.publish(prefix, n, PAYLOAD, headers, CONCURRENCY));
+    const peakRssMiB = cli.peakRssMiB();
+    const { deadLettered, exitCode } = await cli.stop();
+    rmSync(dir, { recursive: true, force: true });
+    if (deadLettered > 0) problems.push(`${deadLettered} messages dead-lettered`);
+    if (exitCode !== 0) problems.push(`turnout exited ${exitCode} after SIGTERM`);
+    // The CPU figure would be the publisher's (this process), not turnout's: left out.
+    return { case: 'turnout-cli', messages: B_MESSAGES, perSecond: median(run.rates), samples: run.rates, problems, peakRssMiB, extra: {} };
+  },
 
   'http-direct-paced': async (app, appUrl) => {
     const rss = new RssSampler().start();
@@ -407,14 +425,14 @@ function limiter(width: number): (job: () => Promise<void>) => void {
 
 const PART: Record<string, 'a' | 'b'> = {
   'translate-jsonata': 'a', 'translate-turnout': 'a',
-  'http-direct': 'b', 'http-dispatch': 'b', 'turnout-pass': 'b', 'turnout-translate': 'b',
+  'http-direct': 'b', 'http-dispatch': 'b', 'turnout-pass': 'b', 'turnout-cli': 'b', 'turnout-translate': 'b',
   'http-direct-paced': 'b', 'turnout-paced': 'b',
 };
 
 /** The order of child runs: (a) once, then alternating passes of the (b) pairs. */
 function schedule(): string[] {
   const runs = ['translate-jsonata', 'translate-turnout'];
-  for (let p = 0; p < B_PASSES; p++) runs.push('http-direct', 'http-dispatch', 'turnout-pass', 'turnout-translate');
+  for (let p = 0; p < B_PASSES; p++) runs.push('http-direct', 'http-dispatch', 'turnout-pass', 'turnout-translate', 'turnout-cli');
   for (let p = 0; p < B_PASSES; p++) runs.push('http-direct-paced', 'turnout-paced');
   return runs;
 }
@@ -543,6 +561,9 @@ function report(results: Map<string, CaseResult>): { table: string; details: str
   }
   const tr = results.get('turnout-translate');
   if (tr) row('b', 'broker → turnout → app (translate 1→2)', tr, pct(ratio(tr, bBase)), `(info); ${rssCheck(tr)}`);
+
+  const cli = results.get('turnout-cli');
+  if (cli) row('b', 'turnout CLI process, fed through its POST /v1/publish', cli, '–', `(info: serves the publishes too); ${rssCheck(cli)}`);
 
   const lBase = results.get('http-direct-paced');
   const lTurnout = results.get('turnout-paced');
