@@ -124,25 +124,8 @@ const CASES: Record<string, CaseFn> = {
     };
   }),
 
-  'http-direct': async (app, appUrl) => {
-    const rss = new RssSampler().start();
-    const post = directPoster(appUrl);
-    const problems: string[] = [];
-    const send = (prefix: string, n: number): Promise<void> => runWorkers(n, CONCURRENCY, (i) => post(message(`${prefix}-${i}`), problems));
-    const run = await throughput(app, problems, send);
-    await post.close();
-    return throughputResult('http-direct', run, rss.stop(), problems);
-  },
-
-  'http-dispatch': async (app, appUrl) => {
-    const rss = new RssSampler().start();
-    const post = dispatchPoster(appUrl);
-    const problems: string[] = [];
-    const send = (prefix: string, n: number): Promise<void> => runWorkers(n, CONCURRENCY, (i) => post(message(`${prefix}-${i}`), problems));
-    const run = await throughput(app, problems, send);
-    await post.close();
-    return throughputResult('http-dispatch', run, rss.stop(), problems);
-  },
+  'http-direct': async (app, appUrl) => clientThroughput('http-direct', app, directPoster(appUrl)),
+  'http-dispatch': async (app, appUrl) => clientThroughput('http-dispatch', app, dispatchPoster(appUrl)),
 
   'turnout-pass': async (app, appUrl) => turnoutThroughput('turnout-pass', app, appUrl, 'all'),
   'turnout-translate': async (app, appUrl) => turnoutThroughput('turnout-translate', app, appUrl, '2'),
@@ -201,6 +184,16 @@ async function measureTranslate(name: string, setup: () => () => Promise<void>):
   const s = lat.summary();
   const base = { case: name, messages: A_MESSAGES, perSecond: A_MESSAGES / seconds, p50Ms: s.p50Ms, p99Ms: s.p99Ms, problems: [] };
   return { ...base, ...memory(rss.stop(), { meanMs: s.meanMs }) };
+}
+
+/** A plain client POSTing straight to the app, CONCURRENCY at a time. */
+async function clientThroughput(name: string, app: BenchAppControl, post: Poster): Promise<CaseResult> {
+  const rss = new RssSampler().start();
+  const problems: string[] = [];
+  const send = (prefix: string, n: number): Promise<void> => runWorkers(n, CONCURRENCY, (i) => post(message(`${prefix}-${i}`), problems));
+  const run = await throughput(app, problems, send);
+  await post.close();
+  return throughputResult(name, run, rss.stop(), problems);
 }
 
 async function turnoutThroughput(name: string, app: BenchAppControl, appUrl: string, accept: string): Promise<CaseResult> {
