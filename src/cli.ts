@@ -8,7 +8,7 @@ import { ConfigError } from '../config/errors.ts';
 import { loadConfig, type FlagValues } from '../config/load.ts';
 import { envName, schema, type OptionName } from '../config/schema.ts';
 import { runCheck } from './check.ts';
-import { createLogger } from './log.ts';
+import { createLogger, logProcessWarnings } from './log.ts';
 import { installShutdown } from './shutdown.ts';
 import { Turnout } from './turnout.ts';
 
@@ -54,6 +54,7 @@ function configError(err: ConfigError): never {
 async function run(argv: Record<string, unknown>): Promise<void> {
   const { config, warnings } = loadConfig(flagsFrom(argv), process.env);
   const logger = createLogger(config.logLevel);
+  logProcessWarnings(logger);
   for (const w of warnings) logger.warn(w);
   const shutdown = installShutdown(logger);
   const turnout = await Turnout.start({ config, logger });

@@ -100,6 +100,31 @@ test('an unknown TURNOUT_ variable is reported with a suggestion, and the proces
   }
 });
 
+test('process warnings are logged as JSON, not as a plain-text line on stderr', async () => {
+  // A module preloaded into the real process raises a warning once turnout runs
+  // (as kafkajs does on Node 24 with a negative setTimeout).
+  const raise = "setTimeout(()=>process.emitWarning('raised-by-the-test','TestWarning'),300)";
+  const t = await startTurnout({ NODE_OPTIONS: `--import=data:text/javascript,${encodeURIComponent(raise)}` });
+  try {
+    await waitUntil(() => t.logs().some((l) => l.warning === 'TestWarning'), 5_000);
+    const entry = t.logs().find((l) => l.warning === 'TestWarning');
+    assert.equal(entry?.level, 'warn');
+    assert.match(String(entry?.msg), /raised-by-the-test/);
+    const plain = t.output().split('\n').filter((l) => l.trim() !== '' && !l.startsWith('{'));
+    assert.deepEqual(plain, [], 'every line the process writes is a JSON log entry');
+  } finally {
+    assert.equal(await t.stop(), 0);
+  }
+});
+
+async function waitUntil(ok: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 describe('turnout check', () => {
   const steps = `"1->2": '$merge([$sift($, function($v,$k){$k != "email"}), {"contact": {"email": email}}])'
 "2->1": '$merge([$sift($, function($v,$k){$k != "contact"}), {"email": contact.email}])'
