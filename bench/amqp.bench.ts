@@ -3,7 +3,7 @@
 //
 //   consumer  baseline: amqplib consumer, prefetch C, POSTs each message to the
 //             app (undici pool of C connections), acks after the 2xx.
-//             turnout: `node src/cli.ts run` with TURNOUT_SOURCE and TURNOUT_APP_URL,
+//             turnout: `turnout run` with TURNOUT_SOURCE and TURNOUT_APP_URL,
 //             TURNOUT_CONCURRENCY=C.
 //   router    baseline: amqplib consumer, prefetch C, republishes each message to
 //             blue or green (hash of its id) on a confirm channel, acks after the confirm.
@@ -16,6 +16,11 @@
 // p50/p99 end-to-end latency at the app (consumer) or at a sink consuming blue
 // and green (router). Peak RSS is the process's VmHWM. Every message is
 // accounted for: a case with lost or duplicated messages is reported invalid.
+//
+// Both sides run as the image runs turnout (bench/lib/runtime.ts): the
+// benchmark compiles the tree with tsc and runs the compiled copy, whose
+// measured processes get the Dockerfile's node flags and malloc variables.
+// BENCH_RUNTIME=host runs the sources with the host's defaults instead.
 //
 //   node bench/amqp.bench.ts [--messages N] [--rounds N] [--rate R] [--paced M] [--concurrency C] [--only consumer|router] [--baseline-nodelay] [--out FILE]
 //   (TURNOUT_BENCH_AMQP_URL, default amqp://guest:guest@127.0.0.1:5672)
@@ -34,6 +39,7 @@ import { LatencyRecorder } from './lib/latency.ts';
 import { describeMachine } from './lib/machine.ts';
 import { monoNs, paced } from './lib/pace.ts';
 import { benchPayload } from './lib/payload.ts';
+import { childNodeArgs, runCompiled } from './lib/runtime.ts';
 import { skipUnlessReachable } from './lib/skip.ts';
 import { fmt, markdownTable } from './lib/table.ts';
 
@@ -105,7 +111,7 @@ function peakRssMiB(pid: number): number {
 }
 
 async function startBaseline(args: string[]): Promise<Runner> {
-  const child: ChildProcess = spawn(process.execPath, [fileURLToPath(import.meta.url), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child: ChildProcess = spawn(process.execPath, [...childNodeArgs(), fileURLToPath(import.meta.url), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     let out = '';
     child.stdout?.on('data', (d: Buffer) => {
@@ -129,7 +135,7 @@ async function startBaseline(args: string[]): Promise<Runner> {
 }
 
 async function startTurnoutRunner(env: Record<string, string>): Promise<Runner> {
-  const t = await startTurnout({ TURNOUT_BROKER: URL_, TURNOUT_LOG_LEVEL: 'info', ...env });
+  const t = await startTurnout({ TURNOUT_BROKER: URL_, TURNOUT_LOG_LEVEL: 'info', ...env }, { nodeArgs: childNodeArgs() });
   let ended = false;
   void t.exited.then(() => (ended = true));
   return {
@@ -454,6 +460,9 @@ async function main(): Promise<void> {
   if (values.out) writeFileSync(values.out, `${text}\n`);
 }
 
+// Under the image's runtime unless BENCH_RUNTIME=host (bench/lib/runtime.ts).
+const compiled = await runCompiled(import.meta.url);
+if (compiled !== undefined) process.exit(compiled);
 const argv = process.argv.slice(2);
 if (argv[0] === '--baseline-consumer') await baselineConsumer(argv[1] as string, argv[2] as string, Number(argv[3]));
 else if (argv[0] === '--baseline-router') await baselineRouter(argv[1] as string, argv[2] as string, argv[3] as string, Number(argv[4]));

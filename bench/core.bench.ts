@@ -24,7 +24,7 @@
 // container (k8s manifests: 256 Mi limit) Node sizes it from the cgroup
 // limit. --heap=container (the default) gives every child, baseline and
 // turnout alike, the heap V8 derives for 256 MiB plus the image's node flags
-// and malloc settings (CONTAINER_NODE_ARGS, CONTAINER_ENV); --heap=host
+// and malloc settings (IMAGE_NODE_ARGS, IMAGE_ENV); --heap=host
 // leaves V8's and glibc's defaults for this machine.
 //
 //   node bench/core.bench.ts [--only a|b|CASE,…] [--heap=container|host] [--from-source]
@@ -32,8 +32,7 @@
 //
 // Exit status: 0 every target met, 1 a target missed or a message went astray.
 
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -56,6 +55,7 @@ import { describeMachine } from './lib/machine.ts';
 import { monoNs, paced } from './lib/pace.ts';
 import { benchPayload, STEP_1_TO_2, TRANSLATORS_YAML, VERSION_HEADER } from './lib/payload.ts';
 import { RssSampler, type RssReport } from './lib/rss.ts';
+import { compileTree, IMAGE_ENV, IMAGE_NODE_ARGS } from './lib/runtime.ts';
 import { fmt, markdownTable, type Cell } from './lib/table.ts';
 
 // ---- fixed parameters --------------------------------------------------------
@@ -68,17 +68,6 @@ const TARGETS = {
   /** Peak RSS of the turnout process. */
   maxRssMiB: 120,
 } as const;
-
-/**
- * What the image runs, given to every child under --heap=container (the
- * default), baseline and turnout alike: the heap Node sizes under the
- * sidecar's 256 Mi limit (Heap::HeapSizeFromPhysicalMemory: 256 MiB old
- * generation), then the Dockerfile ENTRYPOINT's node flags and its runtime
- * ENV for glibc malloc. test/deploy/bundle.test.ts checks these match the
- * Dockerfile.
- */
-const CONTAINER_NODE_ARGS = ['--max-heap-size=259', '--max-semi-space-size=2', '--liftoff-only'];
-const CONTAINER_ENV: Record<string, string> = { MALLOC_ARENA_MAX: '2', MALLOC_TRIM_THRESHOLD_: '131072' };
 
 const CONCURRENCY = 16;
 const A_WARMUP = 5_000;
@@ -466,32 +455,16 @@ function pool(runs: CaseResult[]): CaseResult {
 function childScript(fromSource: boolean): { script: string; cleanup: () => void } {
   const self = fileURLToPath(import.meta.url);
   if (fromSource || self.endsWith('.js')) return { script: self, cleanup: () => {} };
-  const root = join(dirname(self), '..');
-  mkdirSync(join(root, '.cache'), { recursive: true });
-  const out = mkdtempSync(join(root, '.cache', 'bench-js-'));
-  const cleanup = (): void => rmSync(out, { recursive: true, force: true });
-  process.stderr.write('bench: compiling to JavaScript with tsc…\n');
-  try {
-    execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json'), '--noEmit', 'false', '--outDir', out], { stdio: 'pipe' });
-  } catch (err) {
-    // Type errors elsewhere in the shared tree do not stop tsc from emitting; a missing output does.
-    const detail = (err as { stdout?: Buffer }).stdout?.toString().trim().split('\n').slice(0, 5).join('\n') ?? '';
-    process.stderr.write(`bench: tsc reported errors (emitting anyway):\n${detail}\n`);
-  }
-  const script = join(out, relative(root, self)).replace(/\.ts$/, '.js');
-  if (!existsSync(script)) {
-    cleanup();
-    throw new Error(`tsc did not produce ${script}`);
-  }
-  return { script, cleanup };
+  const { js, cleanup } = compileTree();
+  return { script: js(self), cleanup };
 }
 
 async function parent(only: string[], childNodeArgs: string[], heap: string, fromSource: boolean): Promise<number> {
   const runs = schedule().filter((c) => only.length === 0 || only.includes(c) || only.includes(PART[c] ?? ''));
   if (runs.length === 0) throw new Error(`--only matches no case; cases: ${Object.keys(PART).join(', ')} (or a, b)`);
   if (heap !== 'container' && heap !== 'host') throw new Error('--heap must be container or host');
-  const nodeArgs = [...(heap === 'container' ? CONTAINER_NODE_ARGS : []), ...childNodeArgs];
-  const childEnv = heap === 'container' ? CONTAINER_ENV : {};
+  const nodeArgs = [...(heap === 'container' ? IMAGE_NODE_ARGS : []), ...childNodeArgs];
+  const childEnv = heap === 'container' ? IMAGE_ENV : {};
   const { script, cleanup } = childScript(fromSource);
   const load = loadavg()[0] ?? 0;
   const app = await startBenchApp();

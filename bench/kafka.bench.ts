@@ -17,6 +17,11 @@
 // and the same app. The baseline commits with kafkajs' autoCommit (after
 // each batch), turnout after each message's outcome.
 //
+// Both sides run as the image runs turnout (bench/lib/runtime.ts): the
+// benchmark compiles the tree with tsc and runs the compiled copy, whose
+// measured processes get the Dockerfile's node flags and malloc variables.
+// BENCH_RUNTIME=host runs the sources with the host's defaults instead.
+//
 //   node bench/kafka.bench.ts [--rounds 3] [--messages 20000]
 //
 // Needs the mock cluster binary: bash scripts/test-setup.d/30-kafka.sh
@@ -32,6 +37,7 @@ import { LatencyRecorder } from './lib/latency.ts';
 import { describeMachine } from './lib/machine.ts';
 import { monoNs, paced } from './lib/pace.ts';
 import { benchPayload, VERSION_HEADER } from './lib/payload.ts';
+import { childNodeArgs, cliEntryFor, runCompiled } from './lib/runtime.ts';
 import { fmt, markdownTable } from './lib/table.ts';
 
 const TARGET_RATIO = 0.8;
@@ -52,7 +58,7 @@ const PACE_MESSAGES = 3000;
 const MAX_WAIT_MS = 500;
 const PAYLOAD = benchPayload();
 const SCRIPT = fileURLToPath(import.meta.url);
-const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
+const CLI = cliEntryFor(import.meta.url, '../src/cli');
 
 type Case = 'baseline' | 'turnout';
 
@@ -92,8 +98,8 @@ interface Running {
 
 function startCase(c: Case, cluster: MockCluster, topic: string, group: string, appUrl: string): Promise<Running> {
   const child: ChildProcess = c === 'baseline'
-    ? spawn(process.execPath, [SCRIPT, '--case', 'baseline', '--brokers', cluster.bootstrap, '--topic', topic, '--group', group, '--app', appUrl], { stdio: ['ignore', 'inherit', 'inherit'] })
-    : spawn(process.execPath, [CLI, 'run'], {
+    ? spawn(process.execPath, [...childNodeArgs(), SCRIPT, '--case', 'baseline', '--brokers', cluster.bootstrap, '--topic', topic, '--group', group, '--app', appUrl], { stdio: ['ignore', 'inherit', 'inherit'] })
+    : spawn(process.execPath, [...childNodeArgs(), CLI, 'run'], {
       stdio: ['ignore', 'ignore', 'inherit'],
       env: {
         ...process.env,
@@ -236,6 +242,9 @@ async function parent(rounds: number, n: number): Promise<number> {
   }
 }
 
+// Under the image's runtime unless BENCH_RUNTIME=host (bench/lib/runtime.ts).
+const compiled = await runCompiled(import.meta.url);
+if (compiled !== undefined) process.exit(compiled);
 const { values } = parseArgs({
   options: {
     case: { type: 'string' },

@@ -5,8 +5,13 @@
 //             message of the batch to the app at once (undici pool) →
 //             DeleteMessageBatch → receive again. LOOPS such loops run side by
 //             side, as one would scale sqs-consumer; at most LOOPS × 10 in flight.
-//   turnout   `node src/cli.ts run` with TURNOUT_BROKER=sqs and
+//   turnout   `turnout run` with TURNOUT_BROKER=sqs and
 //             TURNOUT_CONCURRENCY = LOOPS × 10, delivering to the same app.
+//
+// Both sides run as the image runs turnout (bench/lib/runtime.ts): the
+// benchmark compiles the tree with tsc and runs the compiled copy, whose
+// measured processes get the Dockerfile's node flags and malloc variables.
+// BENCH_RUNTIME=host runs the sources with the host's defaults instead.
 //
 // Processes: fauxqs (child), the consumer under test (child), and this
 // parent, which hosts the app and the producer. Per round and system:
@@ -38,6 +43,7 @@ import {
 import { Pool } from 'undici';
 import { startEmulator, type Emulator } from '../test/integration/sqs/fauxqs.ts';
 import { startTurnout } from '../test/support/process.ts';
+import { childNodeArgs, runCompiled } from './lib/runtime.ts';
 
 const LOOPS = 2;
 const CONCURRENCY = LOOPS * 10;
@@ -165,10 +171,10 @@ async function startConsumer(system: System, emu: Emulator, queue: string, queue
       TURNOUT_APP_URL: appUrl,
       TURNOUT_CONCURRENCY: String(CONCURRENCY),
       TURNOUT_LOG_LEVEL: 'info', // startTurnout reads the port from the 'HTTP listening' line
-    });
+    }, { nodeArgs: childNodeArgs() });
     return { pid: t.child.pid, stop: async () => void (await t.kill()) };
   }
-  const child: ChildProcess = spawn(process.execPath, [fileURLToPath(import.meta.url), '--baseline', queueUrl, appUrl], {
+  const child: ChildProcess = spawn(process.execPath, [...childNodeArgs(), fileURLToPath(import.meta.url), '--baseline', queueUrl, appUrl], {
     env: { ...process.env, ...emu.env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
@@ -329,6 +335,9 @@ async function main(): Promise<void> {
   if (values.out) writeFileSync(values.out, `${text}\n`);
 }
 
+// Under the image's runtime unless BENCH_RUNTIME=host (bench/lib/runtime.ts).
+const compiled = await runCompiled(import.meta.url);
+if (compiled !== undefined) process.exit(compiled);
 const argv = process.argv.slice(2);
 if (argv[0] === '--baseline') {
   await baseline(argv[1] as string, argv[2] as string);

@@ -5,7 +5,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from './wait.ts';
 
-export const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+// The CLI of the same tree: its .ts source, or its .js when this module runs compiled (the benchmarks).
+export const CLI = fileURLToPath(new URL(`../../src/cli.${import.meta.url.endsWith('.js') ? 'js' : 'ts'}`, import.meta.url));
 
 export interface TurnoutProcess {
   child: ChildProcess;
@@ -53,8 +54,8 @@ function cleanEnv(): Record<string, string> {
  * waitReady is false, until /readyz says 200). TURNOUT_PORT defaults to 0;
  * the bound port is read from the log.
  */
-export async function startTurnout(env: Record<string, string>, options: { waitReady?: boolean; timeoutMs?: number } = {}): Promise<TurnoutProcess> {
-  const child = spawn(process.execPath, [CLI, 'run'], {
+export async function startTurnout(env: Record<string, string>, options: { waitReady?: boolean; timeoutMs?: number; nodeArgs?: string[] } = {}): Promise<TurnoutProcess> {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, 'run'], {
     env: { ...cleanEnv(), TURNOUT_PORT: '0', TURNOUT_HOST: '127.0.0.1', TURNOUT_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
