@@ -76,9 +76,14 @@ export async function runCompiled(metaUrl: string): Promise<number | undefined> 
   }
 }
 
-/** Node flags for a process the benchmark measures: the image's under runCompiled(), none otherwise. */
+/**
+ * Node flags for a process the benchmark measures: the image's under
+ * runCompiled(), none otherwise; then BENCH_NODE_ARGS (space-separated, e.g.
+ * "--cpu-prof --cpu-prof-dir=/tmp/prof" or a flag to compare), which win.
+ */
 export function childNodeArgs(): string[] {
-  return process.env[MARK] === '1' ? IMAGE_NODE_ARGS : [];
+  const extra = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+  return [...(process.env[MARK] === '1' ? IMAGE_NODE_ARGS : []), ...extra];
 }
 
 /** Where the CLI is, next to the calling module's tree: its compiled .js or its .ts source. */
