@@ -25,6 +25,18 @@ export interface Seen {
 const client = (cluster: MockCluster): Kafka =>
   new Kafka({ brokers: cluster.brokers, clientId: 'turnout-test', logLevel: logLevel.NOTHING, retry: { retries: 3, initialRetryTime: 100 } });
 
+/** Messages a group has committed on a topic: the sum of its committed offsets (offsets start at 0). */
+export async function committedCount(cluster: MockCluster, groupId: string, topic: string): Promise<number> {
+  const admin = client(cluster).admin();
+  await admin.connect();
+  try {
+    const [t] = await admin.fetchOffsets({ groupId, topics: [topic] });
+    return (t?.partitions ?? []).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 export interface TestProducer {
   /** Sends in one request per call; resolves after the broker acknowledged. */
   send(topic: string, messages: Out[]): Promise<void>;
