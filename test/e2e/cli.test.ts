@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { envName, schema } from '../../config/schema.ts';
 import { runTurnout, startTurnout } from '../support/process.ts';
+import { waitFor } from '../support/wait.ts';
 
 let dir: string;
 before(async () => {
@@ -106,7 +107,7 @@ test('process warnings are logged as JSON, not as a plain-text line on stderr', 
   const raise = "setTimeout(()=>process.emitWarning('raised-by-the-test','TestWarning'),300)";
   const t = await startTurnout({ NODE_OPTIONS: `--import=data:text/javascript,${encodeURIComponent(raise)}` });
   try {
-    await waitUntil(() => t.logs().some((l) => l.warning === 'TestWarning'), 5_000);
+    await waitFor('the warning in the log', () => t.logs().some((l) => l.warning === 'TestWarning'), 5_000);
     const entry = t.logs().find((l) => l.warning === 'TestWarning');
     assert.equal(entry?.level, 'warn');
     assert.match(String(entry?.msg), /raised-by-the-test/);
@@ -116,14 +117,6 @@ test('process warnings are logged as JSON, not as a plain-text line on stderr', 
     assert.equal(await t.stop(), 0);
   }
 });
-
-async function waitUntil(ok: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe('turnout check', () => {
   const steps = `"1->2": '$merge([$sift($, function($v,$k){$k != "email"}), {"contact": {"email": email}}])'
