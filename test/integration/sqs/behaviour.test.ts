@@ -163,9 +163,8 @@ describe('sqs adapter behaviour', () => {
 
   test("queue's own RedrivePolicy: a rejected message reaches the redrive DLQ, the app sees it once", async () => {
     const dlq = emu.name('redrive-dlq');
-    await emu.createQueue(dlq);
     const q = emu.name('redrive');
-    await emu.createQueue(q, { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: await emu.arnOf(dlq), maxReceiveCount: '3' }) });
+    await emu.createQueueWithRedrive(q, dlq, 3);
     const a = await open();
     const bad = msg();
     const good = msg();
@@ -189,9 +188,8 @@ describe('sqs adapter behaviour', () => {
 
   test('deferrals do not use up RedrivePolicy.maxReceiveCount', async () => {
     const dlq = emu.name('mrc-dlq');
-    await emu.createQueue(dlq);
     const q = emu.name('mrc');
-    await emu.createQueue(q, { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: await emu.arnOf(dlq), maxReceiveCount: '2' }) });
+    await emu.createQueueWithRedrive(q, dlq, 2);
     const a = await open();
     const m0 = msg();
     await a.publish(q, m0);

@@ -35,6 +35,8 @@ export interface Emulator {
   /** A fresh queue name with this prefix. */
   name(prefix: string): string;
   arnOf(name: string): Promise<string>;
+  /** Creates `dlq`, then `name` with a RedrivePolicy moving a message there after `maxReceiveCount` receives. */
+  createQueueWithRedrive(name: string, dlq: string, maxReceiveCount: number): Promise<string>;
   /** Takes every message off a queue (deleting it) and decodes it as turnout would. */
   drain(name: string): Promise<Received[]>;
   counts(name: string): Promise<{ visible: number; inflight: number; delayed: number }>;
@@ -109,6 +111,10 @@ export async function startEmulator(options: { mode?: 'in-process' | 'child' } =
     async arnOf(name) {
       const out = await client.send(new GetQueueAttributesCommand({ QueueUrl: await urlOf(name), AttributeNames: ['QueueArn'] }));
       return out.Attributes?.QueueArn as string;
+    },
+    async createQueueWithRedrive(name, dlq, maxReceiveCount) {
+      await this.createQueue(dlq);
+      return this.createQueue(name, { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: await this.arnOf(dlq), maxReceiveCount: String(maxReceiveCount) }) });
     },
     async drain(name) {
       const queueUrl = await urlOf(name);

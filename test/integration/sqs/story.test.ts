@@ -174,9 +174,8 @@ describe('sqs stories', () => {
 
   test("no TURNOUT_DLQ: the queue's RedrivePolicy takes refused messages; deferrals do not spend maxReceiveCount", async () => {
     const redriveDlq = emu.name('inbox-dlq');
-    await emu.createQueue(redriveDlq);
     const q = emu.name('inbox');
-    await emu.createQueue(q, { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: await emu.arnOf(redriveDlq), maxReceiveCount: '2' }) });
+    await emu.createQueueWithRedrive(q, redriveDlq, 2);
     const app = await startApp((d) => ((JSON.parse(d.body.toString()) as { bad?: boolean }).bad ? 400 : 200));
     try {
       const t = await turnout({ TURNOUT_SOURCE: q, TURNOUT_APP_URL: app.url, TURNOUT_ACCEPT: '1', TURNOUT_DEFER_DELAY: '1000', TURNOUT_MAX_DEFERRALS: '3' });
