@@ -12,7 +12,7 @@ import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { startApp, type Delivery, type TestApp } from '../support/app.ts';
 import { metricValue, scrape } from '../support/metrics.ts';
-import { publishVia, startTurnout, type TurnoutProcess } from '../support/process.ts';
+import { depthOf, publishVia, startTurnout, type TurnoutProcess } from '../support/process.ts';
 import { Tally } from '../support/tally.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 
@@ -239,8 +239,7 @@ test('connection refused mid-stream → retried until the app is back, then deli
     await sleep(200);
     for (let i = 0; i < 5; i++) assert.equal(app.accepted.get(`m${i}`)?.length, 1);
     assert.ok(app.deliveries.every((d) => d.attempt > 1), 'the first attempts found no app');
-    const dead = (await (await fetch(`${t.baseUrl}/v1/queues/dead`)).json()) as { depth: number };
-    assert.equal(dead.depth, 0);
+    assert.equal(await depthOf(t.baseUrl, 'dead'), 0);
   } finally {
     assert.equal(await t.stop(), 0);
     await app.close();

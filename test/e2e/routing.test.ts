@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { startApp } from '../support/app.ts';
 import { metricValue, scrape } from '../support/metrics.ts';
-import { publishVia, startTurnout } from '../support/process.ts';
+import { depthOf, publishVia, startTurnout } from '../support/process.ts';
 import { waitFor } from '../support/wait.ts';
 
 const putWeight = async (baseUrl: string, weight: unknown, token?: string): Promise<Response> =>
@@ -46,7 +46,7 @@ test('publish routes by sticky key; raising the weight only moves keys blue → 
     assert.ok(green60 > 200 && green60 < 280, `about 60 % green, got ${green60}/400`);
 
     // every publish accounted for: 3 rounds of 400 on the two queues
-    const depth = async (q: string): Promise<number> => ((await (await fetch(`${t.baseUrl}/v1/queues/${q}`)).json()) as { depth: number }).depth;
+    const depth = (q: string): Promise<number> => depthOf(t.baseUrl, q);
     assert.equal((await depth('blue')) + (await depth('green')), 1200);
     assert.equal(await depth('green'), 2 * green20 + green60);
     const routes = (await (await fetch(`${t.baseUrl}/v1/routes`)).json()) as Record<string, unknown>;
@@ -135,7 +135,7 @@ test('router role: a source is split into blue and green; a consumer on blue see
       assert.equal(sideOf.get(customer) ?? q, q, `${customer} split across sides`);
       sideOf.set(customer, q);
     }
-    const green = ((await (await fetch(`${t.baseUrl}/v1/queues/green`)).json()) as { depth: number }).depth;
+    const green = (await depthOf(t.baseUrl, 'green'));
     assert.equal(green + blueIds.length, 200, 'every message is on green or was delivered from blue');
   } finally {
     assert.equal(await t.stop(), 0);
@@ -147,7 +147,7 @@ test('router role consuming an ingress queue: each message to exactly one side, 
   const t = await startTurnout({ TURNOUT_SOURCE: 'ingress', TURNOUT_BLUE: '{source}.blue', TURNOUT_GREEN: '{source}.green', TURNOUT_GREEN_WEIGHT: '30', TURNOUT_DLQ: 'dead' });
   try {
     for (let i = 0; i < 300; i++) assert.equal((await publishVia(t.baseUrl, `{"i":${i}}`, { 'x-turnout-key': `k${i}` }, 'ingress')).status, 202);
-    const depth = async (q: string): Promise<number> => ((await (await fetch(`${t.baseUrl}/v1/queues/${q}`)).json()) as { depth: number }).depth;
+    const depth = (q: string): Promise<number> => depthOf(t.baseUrl, q);
     await waitFor('all routed', async () => (await depth('ingress.blue')) + (await depth('ingress.green')) === 300, 10_000);
     const g = await depth('ingress.green');
     assert.ok(g > 60 && g < 120, `about 30 % green, got ${g}/300`);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { startApp, type Delivery } from '../support/app.ts';
 import { metricValue, scrape } from '../support/metrics.ts';
-import { publishVia, startTurnout } from '../support/process.ts';
+import { depthOf, publishVia, startTurnout } from '../support/process.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 
 const STEPS = {
@@ -41,7 +41,7 @@ async function setup(accept: string, steps: Record<string, string>, extra: Recor
     const r = await publishVia(t.baseUrl, body, headers, 'in');
     assert.equal(r.status, 202);
   };
-  const depth = async (q: string): Promise<number> => ((await (await fetch(`${t.baseUrl}/v1/queues/${q}`)).json()) as { depth: number }).depth;
+  const depth = (q: string): Promise<number> => depthOf(t.baseUrl, q);
   return { dir, file, app, t, send, depth };
 }
 

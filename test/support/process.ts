@@ -111,6 +111,12 @@ export async function startTurnout(env: Record<string, string>, options: { waitR
   };
 }
 
+/** The depth turnout reports for a queue or topic (GET /v1/queues/{queue}; for Kafka, the group's lag). */
+export async function depthOf(baseUrl: string, queue: string): Promise<number> {
+  const res = await fetch(`${baseUrl}/v1/queues/${encodeURIComponent(queue)}`);
+  return ((await res.json()) as { depth: number }).depth;
+}
+
 /** POSTs a message through turnout's publish endpoint. */
 export async function publishVia(baseUrl: string, body: string | Buffer, headers: Record<string, string> = {}, queue?: string): Promise<{ status: number; json: Record<string, unknown> }> {
   const res = await fetch(`${baseUrl}/v1/publish${queue !== undefined ? `/${encodeURIComponent(queue)}` : ''}`, {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startApp } from '../../support/app.ts';
 import { metricValue, scrape } from '../../support/metrics.ts';
-import { startTurnout, type TurnoutProcess } from '../../support/process.ts';
+import { depthOf, startTurnout } from '../../support/process.ts';
 import { waitFor } from '../../support/wait.ts';
 import { startMockCluster, type MockCluster } from './cluster.ts';
 import { kafkaEnv } from './env.ts';
@@ -19,9 +19,6 @@ before(async () => {
   cluster = await startMockCluster();
 });
 after(() => cluster.stop());
-
-const depthOf = async (t: TurnoutProcess, topic: string): Promise<number> =>
-  ((await (await fetch(`${t.baseUrl}/v1/queues/${topic}`)).json()) as { depth: number }).depth;
 
 test('blue/green migration: sticky split, green failures flow back to blue, each message processed by exactly one side', async () => {
   const src = await cluster.newTopic(4, 'orders');
@@ -81,7 +78,7 @@ test('blue/green migration: sticky split, green failures flow back to blue, each
     for (const id of sent.keys()) if (id.startsWith('2-')) assert.equal(sideOf(id), 'green', `${id} went to green at 100 %`);
 
     await waitFor('all lags 0', async () =>
-      (await depthOf(router, src)) === 0 && (await depthOf(oldSide, blue)) === 0 && (await depthOf(newSide, green)) === 0, 20_000);
+      (await depthOf(router.baseUrl, src)) === 0 && (await depthOf(oldSide.baseUrl, blue)) === 0 && (await depthOf(newSide.baseUrl, green)) === 0, 20_000);
     await new Promise((r) => setTimeout(r, 500));
 
     // Every message processed by exactly one side, exactly once.
@@ -100,8 +97,8 @@ test('blue/green migration: sticky split, green failures flow back to blue, each
     const routedGreen = metricValue(m, 'turnout_messages_routed_total', { color: 'green' });
     const routedBlue = metricValue(m, 'turnout_messages_routed_total', { color: 'blue' });
     assert.equal(routedGreen + routedBlue, sent.size, 'the router routed every message once');
-    assert.equal(await depthOf(router, `${src}.dlq`), 0, 'nothing dead-lettered by the router');
-    assert.equal(await depthOf(oldSide, `${blue}.dlq`), 0, 'nothing dead-lettered by the old side');
+    assert.equal(await depthOf(router.baseUrl, `${src}.dlq`), 0, 'nothing dead-lettered by the router');
+    assert.equal(await depthOf(oldSide.baseUrl, `${blue}.dlq`), 0, 'nothing dead-lettered by the old side');
     for (const t of [router, oldSide, newSide]) assert.equal(await t.stop(), 0);
     // kafkajs makes Node 24 raise a TimeoutNegativeWarning; it must arrive as a JSON log entry.
     for (const t of [router, oldSide, newSide]) {

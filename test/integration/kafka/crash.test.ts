@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startApp } from '../../support/app.ts';
 import { metricValue, scrape } from '../../support/metrics.ts';
-import { startTurnout } from '../../support/process.ts';
+import { depthOf, startTurnout } from '../../support/process.ts';
 import { waitFor } from '../../support/wait.ts';
 import { startMockCluster, type MockCluster } from './cluster.ts';
 import { kafkaEnv } from './env.ts';
@@ -18,9 +18,6 @@ before(async () => {
   cluster = await startMockCluster();
 });
 after(() => cluster.stop());
-
-const depthOf = async (baseUrl: string, topic: string): Promise<number> =>
-  ((await (await fetch(`${baseUrl}/v1/queues/${topic}`)).json()) as { depth: number }).depth;
 
 test('killed mid-stream and restarted: every message delivered, nothing skipped, few duplicates', async () => {
   const src = await cluster.newTopic(4, 'crash');

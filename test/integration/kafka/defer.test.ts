@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startApp, type TestApp } from '../../support/app.ts';
 import { metricValue, scrape } from '../../support/metrics.ts';
-import { runTurnout, startTurnout } from '../../support/process.ts';
+import { depthOf, runTurnout, startTurnout } from '../../support/process.ts';
 import { waitFor } from '../../support/wait.ts';
 import { startMockCluster, type MockCluster } from './cluster.ts';
 import { kafkaEnv } from './env.ts';
@@ -83,7 +83,7 @@ test('an unaccepted version waits on the deferral topic without holding up its p
     assert.equal(metricValue(m, 'turnout_messages_dead_lettered_total', { source: src, reason: 'unsupported-version' }), 1);
     assert.equal(metricValue(m, 'turnout_messages_delivered_total', { source: src }), 10);
     // everything committed: nothing waits on the source or its deferral topic
-    await waitFor('lag 0', async () => ((await (await fetch(`${t.baseUrl}/v1/queues/${src}`)).json()) as { depth: number }).depth === 0, 10_000);
+    await waitFor('lag 0', async () => (await depthOf(t.baseUrl, src)) === 0, 10_000);
     assert.equal(await t.stop(), 0);
   } finally {
     await producer.close();
@@ -111,7 +111,7 @@ test('dead-letter topic unavailable: the message is released, comes again (redel
     assert.equal(again.headers['x-turnout-redelivered'], 'true', 'the second copy is marked redelivered');
     assert.equal(app.accepted.has('good-1'), true);
     assert.equal(app.deliveries.some((d) => d.id === 'good-2'), false, 'the message behind it in the partition waits (order kept)');
-    assert.ok(((await (await fetch(`${t.baseUrl}/v1/queues/${src}`)).json()) as { depth: number }).depth >= 2, 'not committed past "bad"');
+    assert.ok((await depthOf(t.baseUrl, src)) >= 2, 'not committed past "bad"');
 
     await cluster.restore(dlq);
     await waitFor('"good-2" delivered after "bad" was dead-lettered', () => app.accepted.has('good-2'), 30_000);
@@ -120,7 +120,7 @@ test('dead-letter topic unavailable: the message is released, comes again (redel
     assert.equal(seen[0]?.headers['x-turnout-dlq-reason'], 'rejected');
     assert.equal(app.accepted.get('good-1')?.length, 1);
     assert.equal(app.accepted.get('good-2')?.length, 1);
-    await waitFor('lag 0', async () => ((await (await fetch(`${t.baseUrl}/v1/queues/${src}`)).json()) as { depth: number }).depth === 0, 10_000);
+    await waitFor('lag 0', async () => (await depthOf(t.baseUrl, src)) === 0, 10_000);
     assert.equal(await t.stop(), 0);
   } finally {
     await producer.close();

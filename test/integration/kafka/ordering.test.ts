@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startApp, type Delivery } from '../../support/app.ts';
-import { startTurnout } from '../../support/process.ts';
+import { depthOf, startTurnout } from '../../support/process.ts';
 import { waitFor } from '../../support/wait.ts';
 import { startMockCluster, type MockCluster } from './cluster.ts';
 import { kafkaEnv, SESSION_TIMEOUT_MS } from './env.ts';
@@ -19,9 +19,6 @@ before(async () => {
   cluster = await startMockCluster();
 });
 after(() => cluster.stop());
-
-const lagOf = async (baseUrl: string, topic: string): Promise<number> =>
-  ((await (await fetch(`${baseUrl}/v1/queues/${topic}`)).json()) as { depth: number }).depth;
 
 test('per-key order under concurrency: one at a time per partition, partitions in parallel', async () => {
   const src = await cluster.newTopic(4, 'order');
@@ -47,7 +44,7 @@ test('per-key order under concurrency: one at a time per partition, partitions i
   const t = await startTurnout({ ...kafkaEnv(cluster), TURNOUT_SOURCE: src, TURNOUT_APP_URL: app.url, TURNOUT_DLQ: '{source}.dlq', TURNOUT_CONCURRENCY: '8' });
   try {
     await waitFor('all delivered', () => app.accepted.size === keys * perKey, 60_000);
-    await waitFor('lag 0', async () => (await lagOf(t.baseUrl, src)) === 0, 10_000);
+    await waitFor('lag 0', async () => (await depthOf(t.baseUrl, src)) === 0, 10_000);
     assert.equal(app.deliveries.length, keys * perKey, 'each message delivered exactly once');
     const byKey = new Map<string, number[]>();
     for (const d of app.deliveries as Delivery[]) {
@@ -92,7 +89,7 @@ test('a delivery far longer than the session timeout keeps the group membership;
     const assigned = t.logs().filter((l) => l.msg === 'kafka partitions assigned');
     assert.equal(assigned.length, 1, 'joined once: never thrown out of the group');
     assert.ok(!t.logs().some((l) => /crash|rebalancing/i.test(String(l.msg))), 'no crash, no rebalance');
-    await waitFor('lag 0', async () => (await lagOf(t.baseUrl, src)) === 0, 10_000);
+    await waitFor('lag 0', async () => (await depthOf(t.baseUrl, src)) === 0, 10_000);
     assert.equal(await t.stop(), 0);
   } finally {
     await t.kill();

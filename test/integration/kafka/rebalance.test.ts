@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startApp } from '../../support/app.ts';
 import { metricValue, scrape } from '../../support/metrics.ts';
-import { startTurnout, type TurnoutProcess } from '../../support/process.ts';
+import { depthOf, startTurnout, type TurnoutProcess } from '../../support/process.ts';
 import { waitFor } from '../../support/wait.ts';
 import { startMockCluster, type MockCluster } from './cluster.ts';
 import { kafkaEnv } from './env.ts';
@@ -50,7 +50,7 @@ test('rebalance while messages are in flight: every message delivered, work spli
     // A leaves gracefully; B gets A's partitions and finishes the stream.
     assert.equal(await a.stop(), 0);
     await waitFor('all delivered', () => ids.every((id) => app.accepted.has(id)), 60_000);
-    await waitFor('lag 0', async () => ((await (await fetch(`${b!.baseUrl}/v1/queues/${src}`)).json()) as { depth: number }).depth === 0, 15_000);
+    await waitFor('lag 0', async () => (await depthOf(b!.baseUrl, src)) === 0, 15_000);
     await new Promise((r) => setTimeout(r, 500));
 
     assert.deepEqual(ids.filter((id) => !app.accepted.has(id)), [], 'nothing skipped');
