@@ -120,9 +120,7 @@ const CASES: Record<string, CaseFn> = {
   'turnout-translate': async (app, appUrl) => turnoutThroughput('turnout-translate', app, appUrl, '2'),
 
   'turnout-cli': async (app, appUrl) => {
-    const dir = mkdtempSync(join(tmpdir(), 'turnout-bench-'));
-    const translatorsFile = join(dir, 'translators.yaml');
-    writeFileSync(translatorsFile, TRANSLATORS_YAML);
+    const { dir, file: translatorsFile } = translatorsFileInTemp();
     const cli = await startCli({ appUrl, source: SOURCE, dlq: DLQ, accept: 'all', concurrency: CONCURRENCY, translatorsFile, backlog: B_BACKLOG });
     const problems: string[] = [];
     const headers = { [VERSION_HEADER]: '1', 'content-type': 'application/json' };
@@ -295,10 +293,16 @@ interface Started {
   dir: string;
 }
 
-async function startTurnout(appUrl: string, accept: string): Promise<Started> {
+/** DESIGN.md's translators in a fresh temporary folder (the caller removes `dir`). */
+function translatorsFileInTemp(): { dir: string; file: string } {
   const dir = mkdtempSync(join(tmpdir(), 'turnout-bench-'));
-  const translators = join(dir, 'translators.yaml');
-  writeFileSync(translators, TRANSLATORS_YAML);
+  const file = join(dir, 'translators.yaml');
+  writeFileSync(file, TRANSLATORS_YAML);
+  return { dir, file };
+}
+
+async function startTurnout(appUrl: string, accept: string): Promise<Started> {
+  const { dir, file: translators } = translatorsFileInTemp();
   const { config } = loadConfig({
     broker: 'memory',
     source: SOURCE,
