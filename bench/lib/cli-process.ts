@@ -6,10 +6,10 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
+import { freePort } from '../../test/support/ports.ts';
 
 export interface CliOptions {
   appUrl: string;
@@ -39,13 +39,6 @@ function cliEntry(): string {
   return entry;
 }
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
 
 /** Starts `node <this process's node flags> cli run` with this process's environment plus the TURNOUT_ variables, and waits until /readyz answers 200. */
 export async function startCli(o: CliOptions): Promise<CliProcess> {

@@ -8,13 +8,13 @@
 // reason headers, and the app accepts it.
 
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { startApp, type Delivery, type TestApp } from '../support/app.ts';
 import { metricValue, scrape } from '../support/metrics.ts';
 import { depthOf, publishVia, startTurnout, type TurnoutProcess } from '../support/process.ts';
 import { Tally } from '../support/tally.ts';
 import { sleep, waitFor } from '../support/wait.ts';
+import { freePort } from '../support/ports.ts';
 
 type Act = 'ok' | 'ok201' | 'ok204' | 'reject400' | 'reject404' | 'reject422' | 'fail500' | 'fail503' | 'flaky408' | 'flaky429' | 'flaky502' | 'unsupported' | 'slow-then-ok';
 
@@ -186,14 +186,6 @@ describe('delivery status table (one message kind per row)', () => {
   });
 });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 test('at start, consuming waits until the app accepts connections (no attempts spent); /readyz says why', async () => {
   const port = await freePort();

@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Message } from '../../adapters/broker.ts';
 import { AppClient, classifyStatus, type AttemptResult, type DeliveryContext, type StatusClass } from '../../src/delivery.ts';
 import { startApp, type Answer, type TestApp } from '../support/app.ts';
+import { freePort } from '../support/ports.ts';
 
 // The message tells the app how to answer (x-answer: status, x-delay: ms, x-retry-after: header value,
 // x-body: the body, x-body-pad: that many more bytes of body).
@@ -357,11 +358,3 @@ describe('delivery: classifyStatus', () => {
   }
 });
 
-/** A port nothing listens on: bind one, note it, close it. */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}

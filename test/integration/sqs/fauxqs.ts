@@ -6,7 +6,6 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import {
   CreateQueueCommand,
@@ -20,6 +19,7 @@ import { startFauxqs } from 'fauxqs';
 import type { Received } from '../../../adapters/broker.ts';
 import { decode } from '../../../adapters/sqs/codec.ts';
 import { waitFor } from '../../support/wait.ts';
+import { freePort } from '../../support/ports.ts';
 
 export interface Emulator {
   /** Endpoint URL (AWS_ENDPOINT_URL_SQS). */
@@ -43,17 +43,6 @@ export interface Emulator {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export async function startEmulator(options: { mode?: 'in-process' | 'child' } = {}): Promise<Emulator> {
   let url: string;
