@@ -5,11 +5,11 @@
 // in through its own POST /v1/publish/{queue}.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { freePort } from '../../test/support/ports.ts';
+import { cliEntryFor } from './runtime.ts';
 
 export interface CliOptions {
   appUrl: string;
@@ -31,19 +31,10 @@ export interface CliProcess {
   stop(): Promise<{ deadLettered: number; exitCode: number | null }>;
 }
 
-/** The CLI next to this module's tree: dist-style JavaScript when the benchmark runs compiled, the .ts source otherwise. */
-function cliEntry(): string {
-  const self = fileURLToPath(import.meta.url);
-  const entry = fileURLToPath(new URL(`../../src/cli${self.endsWith('.js') ? '.js' : '.ts'}`, import.meta.url));
-  if (!existsSync(entry)) throw new Error(`turnout CLI not found at ${entry}`);
-  return entry;
-}
-
-
 /** Starts `node <this process's node flags> cli run` with this process's environment plus the TURNOUT_ variables, and waits until /readyz answers 200. */
 export async function startCli(o: CliOptions): Promise<CliProcess> {
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, cliEntry(), 'run'], {
+  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, cliEntryFor(import.meta.url, '../../src/cli'), 'run'], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: {
       ...process.env,

@@ -89,5 +89,7 @@ export function childNodeArgs(): string[] {
 /** Where the CLI is, next to the calling module's tree: its compiled .js or its .ts source. */
 export function cliEntryFor(metaUrl: string, relativeToCaller: string): string {
   const ext = metaUrl.endsWith('.js') ? '.js' : '.ts';
-  return fileURLToPath(new URL(`${relativeToCaller}${ext}`, metaUrl));
+  const entry = fileURLToPath(new URL(`${relativeToCaller}${ext}`, metaUrl));
+  if (!existsSync(entry)) throw new Error(`turnout CLI not found at ${entry}`);
+  return entry;
 }
