@@ -610,38 +610,36 @@ describe('pipeline: router role', () => {
   });
 });
 
+/** An app that takes 15 ms per message and remembers the most messages it held at once. */
+function slowApp(): { behave: () => Promise<number>; peak: () => number } {
+  let active = 0;
+  let peak = 0;
+  return {
+    behave: async () => {
+      active++;
+      peak = Math.max(peak, active);
+      await sleep(15);
+      active--;
+      return 200;
+    },
+    peak: () => peak,
+  };
+}
+
 describe('pipeline: concurrency and drain', () => {
   test('never more than TURNOUT_CONCURRENCY messages at the app at once', async () => {
-    let active = 0;
-    let peak = 0;
-    const h = await harness({ concurrency: '3' }, {
-      behave: async () => {
-        active++;
-        peak = Math.max(peak, active);
-        await sleep(15);
-        active--;
-        return 200;
-      },
-    });
+    const app = slowApp();
+    const h = await harness({ concurrency: '3' }, { behave: app.behave });
     const ids = await h.send(30);
     await settled(h);
     const { tally } = account(h);
     assertEach(tally, ids, 'app');
-    assert.equal(peak, 3, 'reaches the limit (so the check means something) and never exceeds it');
+    assert.equal(app.peak(), 3, 'reaches the limit (so the check means something) and never exceeds it');
   });
 
   test('the limit holds across several sources (each source has its own prefetch)', async () => {
-    let active = 0;
-    let peak = 0;
-    const h = await harness({ source: 'in,in2', concurrency: '3' }, {
-      behave: async () => {
-        active++;
-        peak = Math.max(peak, active);
-        await sleep(15);
-        active--;
-        return 200;
-      },
-    });
+    const app = slowApp();
+    const h = await harness({ source: 'in,in2', concurrency: '3' }, { behave: app.behave });
     const ids = await h.send(15);
     for (let i = 0; i < 15; i++) {
       const id = randomUUID();
@@ -651,7 +649,7 @@ describe('pipeline: concurrency and drain', () => {
     await settled(h);
     const { tally } = account(h, ['in2']);
     assertEach(tally, ids, 'app');
-    assert.equal(peak, 3);
+    assert.equal(app.peak(), 3);
     const sources = new Set(h.app?.deliveries.map((d) => d.source));
     assert.deepEqual([...sources].sort(), ['in', 'in2']);
   });
