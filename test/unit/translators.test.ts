@@ -116,7 +116,7 @@ describe('translators: chain composition', () => {
 });
 
 describe('translators: parsing the file', () => {
-  test('the reference's example parses into two steps', () => {
+  test("the reference's example parses into two steps", () => {
     const s = parseTranslators(DESIGN_EXAMPLE, 'design.yaml');
     assert.deepEqual(s.steps.map((x) => [x.from, x.to]), [[1, 2], [2, 1]]);
     assert.match(s.steps[0]?.text ?? '', /contact/);
