@@ -293,7 +293,7 @@ interface Started {
   dir: string;
 }
 
-/** DESIGN.md's translators in a fresh temporary folder (the caller removes `dir`). */
+/** The reference's example translators in a fresh temporary folder (the caller removes `dir`). */
 function translatorsFileInTemp(): { dir: string; file: string } {
   const dir = mkdtempSync(join(tmpdir(), 'turnout-bench-'));
   const file = join(dir, 'translators.yaml');
@@ -490,7 +490,7 @@ async function parent(only: string[], childNodeArgs: string[], heap: string, fro
   const seconds = ((Date.now() - started) / 1000).toFixed(0);
   console.log(`\n## Core (embedded broker)\n`);
   console.log(`Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${describeMachine()}; load average ${load.toFixed(1)} → ${(loadavg()[0] ?? 0).toFixed(1)}; ${seconds} s.`);
-  console.log(`Payload: ${PAYLOAD.length} B JSON, DESIGN.md's step 1->2. Concurrency ${CONCURRENCY} on both sides. Throughput: median of ${B_PASSES * B_ROUNDS} rounds × ${fmt(B_MESSAGES)} messages (${B_PASSES} alternating passes, ${fmt(B_WARMUP)} warm-up each), first send → app's receipt of the last. Latency: ${fmt(B_PASSES * PACE_MESSAGES)} messages paced at ${fmt(PACE_RATE)} msg/s (${B_PASSES} alternating passes, ${fmt(PACE_WARMUP)} warm-up each), send stamp → app receipt on CLOCK_MONOTONIC. Peak RSS: each case's own child process (kernel high-water mark), max over its passes. (a) p50/p99 are per-message times.`);
+  console.log(`Payload: ${PAYLOAD.length} B JSON, the reference's example step 1->2. Concurrency ${CONCURRENCY} on both sides. Throughput: median of ${B_PASSES * B_ROUNDS} rounds × ${fmt(B_MESSAGES)} messages (${B_PASSES} alternating passes, ${fmt(B_WARMUP)} warm-up each), first send → app's receipt of the last. Latency: ${fmt(B_PASSES * PACE_MESSAGES)} messages paced at ${fmt(PACE_RATE)} msg/s (${B_PASSES} alternating passes, ${fmt(PACE_WARMUP)} warm-up each), send stamp → app receipt on CLOCK_MONOTONIC. Peak RSS: each case's own child process (kernel high-water mark), max over its passes. (a) p50/p99 are per-message times.`);
   console.log(`Children: \`${Object.entries(childEnv).map(([k, v]) => `${k}=${v} `).join('')}node ${[...nodeArgs, relative(process.cwd(), script).replace(/^\.cache\/bench-js-[^/]+/, '<tsc output>')].join(' ')} --case …\` (${heap === 'container' ? "the image's node flags and malloc settings, V8 heap as Node sizes it in the sidecar's 256 Mi container" : "V8's and glibc's defaults for this host"}).\n`);
   console.log(table);
   console.log(`\n${details}\n`);

@@ -1,4 +1,4 @@
-/** Longest wait between two attempts (DESIGN.md). */
+/** Longest wait between two attempts (docs/reference.md, "Delivery to the app"). */
 export const MAX_BACKOFF_MS = 30_000;
 
 /**

@@ -1,5 +1,5 @@
 // Delivery to the app over HTTP (undici keep-alive pool). One attempt per
-// call; the pipeline owns retries. The status table of DESIGN.md lives in
+// call; the pipeline owns retries. The status table of docs/reference.md lives in
 // classifyStatus and is tested row by row.
 
 import { validateHeaderName, validateHeaderValue } from 'node:http';

@@ -1,4 +1,4 @@
-// The metrics of DESIGN.md on a Registry created by the caller (main, a test,
+// The metrics of docs/reference.md on a Registry created by the caller (main, a test,
 // or one per pipeline in the demo). No global registry.
 
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';

@@ -1,10 +1,10 @@
 // The benchmark message: a fixed ~1 KiB v1 JSON document (generated from a
 // fixed seed, so every run and every broker benchmark sends the same bytes)
-// and DESIGN.md's email → contact.email translation step.
+// and the reference's (docs/reference.md) email → contact.email translation step.
 
 export const VERSION_HEADER = 'x-schema-version';
 
-/** DESIGN.md's example step, verbatim. */
+/** The example step of docs/reference.md, verbatim. */
 export const STEP_1_TO_2 = '$merge([$sift($, function($v,$k){$k != "email"}), {"contact": {"email": email}}])';
 export const STEP_2_TO_1 = '$merge([$sift($, function($v,$k){$k != "contact"}), {"email": contact.email}])';
 

@@ -657,7 +657,7 @@ describe('alerts and dashboard', () => {
     for (const want of [/Traffic split by color/, /Messages by version/, /Translations/, /Deferrals/, /Dead-letters by reason/, /Delivery latency/]) {
       assert.ok(titles.some((t) => want.test(t)), `no panel titled like ${want}`);
     }
-    // Every metric of DESIGN.md is on the dashboard somewhere.
+    // Every metric of docs/reference.md is on the dashboard somewhere.
     const missing = METRIC_NAMES.filter((n) => !used.has(n) && n !== 'turnout_translators_reload_failures_total');
     assert.deepEqual(missing, []);
   });

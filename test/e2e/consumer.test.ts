@@ -1,5 +1,5 @@
 // The consumer role end to end: a real turnout process on the embedded
-// broker delivering to a real HTTP app. Each row of DESIGN.md's delivery
+// broker delivering to a real HTTP app. Each row of docs/reference.md's delivery
 // table is one message kind; every message is accounted for by id.
 //
 // Dead-letters are made visible by id: the process also consumes its own

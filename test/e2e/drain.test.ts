@@ -1,4 +1,4 @@
-// Shutdown as DESIGN.md says: /readyz 503 at once, no new message taken,
+// Shutdown as docs/reference.md says: /readyz 503 at once, no new message taken,
 // in-flight messages finish (up to TURNOUT_DRAIN_TIMEOUT), exit 0 after a
 // clean drain; unfinished work goes back to the broker; a second signal is safe.
 

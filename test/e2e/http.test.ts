@@ -1,4 +1,4 @@
-// The HTTP surface's status codes as DESIGN.md lists them.
+// The HTTP surface's status codes as docs/reference.md lists them.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';

@@ -128,7 +128,7 @@ describe('config: loadConfig', () => {
   test('defaults', () => {
     const { config, warnings } = loadConfig({}, {});
     assert.deepEqual(warnings, []);
-    // The options of DESIGN.md (broker-specific options appended later are not checked here).
+    // The core options of docs/reference.md (broker-specific options appended later are not checked here).
     const expected: Record<string, unknown> = {
       broker: { kind: 'memory' },
       source: undefined,

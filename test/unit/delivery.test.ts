@@ -1,4 +1,4 @@
-// The status table of DESIGN.md, one test per row, against a real local HTTP
+// The status table of docs/reference.md, one test per row, against a real local HTTP
 // server (test/support/app.ts), plus the headers turnout sends.
 
 import assert from 'node:assert/strict';

@@ -478,7 +478,7 @@ describe('pipeline: dead-lettering', () => {
 });
 
 describe('pipeline: green failures flow back to blue', () => {
-  // DESIGN.md: the green queue's dead-letter target is the legacy (blue) queue, so a
+  // docs/reference.md: the green queue's dead-letter target is the legacy (blue) queue, so a
   // message the new consumer cannot handle is processed by the old one, never lost.
   for (const [what, body] of [
     ['a plain error text', 'database is down'],

@@ -116,7 +116,7 @@ describe('translators: chain composition', () => {
 });
 
 describe('translators: parsing the file', () => {
-  test('the DESIGN.md example parses into two steps', () => {
+  test("the reference's example parses into two steps", () => {
     const s = parseTranslators(DESIGN_EXAMPLE, 'design.yaml');
     assert.deepEqual(s.steps.map((x) => [x.from, x.to]), [[1, 2], [2, 1]]);
     assert.match(s.steps[0]?.text ?? '', /contact/);
@@ -209,7 +209,7 @@ describe('translators: parsing the file', () => {
 });
 
 describe('translators: translate()', () => {
-  test("DESIGN.md's example steps round-trip email ↔ contact.email", async () => {
+  test("The reference's example steps round-trip email ↔ contact.email", async () => {
     const s = parseTranslators(DESIGN_EXAMPLE, 'design.yaml');
     const v1 = { id: 7, email: 'ada@example.com', name: 'Ada' };
     const v2 = await run(s.chainFor(1, [2]), v1);
