@@ -12,14 +12,17 @@ import { MemoryBroker } from '../adapters/memory.ts';
 import { ConfigError } from '../config/errors.ts';
 import { expandTarget } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
+import { AppDestination } from './app-destination.ts';
 import { backoffDelay, sleep } from './backoff.ts';
 import { AppClient } from './delivery.ts';
+import { retryPolicyOf } from './destination.ts';
 import { watchFileContent, type FileWatch } from './file-watch.ts';
 import { HttpServer } from './http/server.ts';
 import type { Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { canConnect } from './net.ts';
 import { Pipeline, type DrainResult } from './pipeline.ts';
+import { RouteDestination } from './route-destination.ts';
 import { parseWeight, Router } from './router.ts';
 import { parseTranslators, readTranslatorsFile, TranslatorFileError, TranslatorSet } from './translators.ts';
 
@@ -87,12 +90,15 @@ export class Turnout {
     this.app = config.appUrl !== undefined
       ? new AppClient({ url: config.appUrl, timeoutMs: config.deliveryTimeout, connections: config.concurrency })
       : undefined;
+    // With an app, consumed messages go to it (TURNOUT_BLUE/GREEN then serve /v1/publish only).
+    const retry = retryPolicyOf(config);
     this.pipeline = new Pipeline({
       config,
       broker,
       translators: () => this.translators,
-      app: this.app,
-      router: this.router.enabled ? this.router : undefined,
+      destination: this.app !== undefined
+        ? new AppDestination({ app: this.app, retry, metrics: this.metrics, logger })
+        : new RouteDestination({ router: this.router, broker, retry }),
       metrics: this.metrics,
       logger,
     });
