@@ -123,29 +123,29 @@ export class Turnout {
     const translators = config.translators !== undefined ? loadTranslatorsOrThrow(config.translators) : { set: TranslatorSet.empty, text: '' };
     const weight = config.weightFile !== undefined ? readWeightOrThrow(config.weightFile) : { weight: config.greenWeight, text: '' };
     const broker = options.broker ?? (await createBroker({ config, logger }));
-    const t = new Turnout(options, broker, translators, weight);
-    t.describe();
-    t.port = await t.http.listen(config.port, config.host);
-    logger.info({ port: t.port, host: config.host }, 'HTTP listening');
-    await t.connect();
-    if (t.startAbort.signal.aborted) return t;
-    t.declareForMemory();
-    if (config.appUrl !== undefined && config.source !== undefined) await t.waitForApp(config.appUrl);
-    if (t.startAbort.signal.aborted) return t;
+    const turnout = new Turnout(options, broker, translators, weight);
+    turnout.describe();
+    turnout.port = await turnout.http.listen(config.port, config.host);
+    logger.info({ port: turnout.port, host: config.host }, 'HTTP listening');
+    await turnout.connect();
+    if (turnout.startAbort.signal.aborted) return turnout;
+    turnout.declareForMemory();
+    if (config.appUrl !== undefined && config.source !== undefined) await turnout.waitForApp(config.appUrl);
+    if (turnout.startAbort.signal.aborted) return turnout;
     try {
-      await t.pipeline.start();
+      await turnout.pipeline.start();
     } catch (err) {
-      await t.http.close();
+      await turnout.http.close();
       await broker.close().catch(() => {});
       if (err instanceof BrokerError && (err.code === 'unknown-queue' || err.code === 'forbidden')) {
         throw new ConfigError(`TURNOUT_SOURCE: ${err.message}`, 'TURNOUT_SOURCE');
       }
       throw err;
     }
-    t.consuming = true;
-    t.watch();
+    turnout.consuming = true;
+    turnout.watch();
     logger.info({ sources: config.source ?? [] }, config.source ? 'consuming' : 'no TURNOUT_SOURCE: publish-only');
-    return t;
+    return turnout;
   }
 
   private async connect(): Promise<void> {
@@ -191,10 +191,10 @@ export class Turnout {
   /** The embedded broker starts empty: create every queue this configuration names. */
   private declareForMemory(): void {
     if (!(this.broker instanceof MemoryBroker)) return;
-    const c = this.config;
-    const sources = c.source ?? [];
+    const config = this.config;
+    const sources = config.source ?? [];
     const names = new Set<string>(sources);
-    for (const template of [c.blue, c.green, c.dlq]) {
+    for (const template of [config.blue, config.green, config.dlq]) {
       if (template === undefined) continue;
       if (template.includes('{source}')) for (const s of sources) names.add(expandTarget(template, s));
       else names.add(template);
@@ -203,34 +203,34 @@ export class Turnout {
   }
 
   private describe(): void {
-    const c = this.config;
-    const role = c.source === undefined ? 'publish-only' : c.appUrl !== undefined ? 'consumer' : 'router';
+    const config = this.config;
+    const role = config.source === undefined ? 'publish-only' : config.appUrl !== undefined ? 'consumer' : 'router';
     this.logger.info({
       role,
       broker: this.broker.kind,
-      sources: c.source ?? [],
-      app: c.appUrl,
-      blue: c.blue,
-      green: c.green,
+      sources: config.source ?? [],
+      app: config.appUrl,
+      blue: config.blue,
+      green: config.green,
       greenWeight: this.router.weight,
-      accept: c.accept ?? 'all',
+      accept: config.accept ?? 'all',
       translatorSteps: this.translators.steps.map((s) => `${s.from}->${s.to}`),
     }, 'turnout starting');
-    if (c.source !== undefined && c.dlq === undefined) {
+    if (config.source !== undefined && config.dlq === undefined) {
       this.logger.warn("no TURNOUT_DLQ: failed messages go to the broker's own dead-letter mechanism (AMQP: reject without requeue, so the queue's dead-letter exchange applies; SQS: the queue's redrive policy)");
     }
-    if (c.appUrl !== undefined && this.router.enabled) {
+    if (config.appUrl !== undefined && this.router.enabled) {
       this.logger.info('TURNOUT_APP_URL and TURNOUT_BLUE/GREEN are both set: consumed messages go to the app; /v1/publish routes to blue/green');
     }
-    if ((c.blue === undefined) !== (c.green === undefined)) {
+    if ((config.blue === undefined) !== (config.green === undefined)) {
       this.logger.info('only one route target is set: everything routed goes there and TURNOUT_GREEN_WEIGHT has no effect');
     }
   }
 
   private watch(): void {
-    const c = this.config;
-    if (c.translators !== undefined) {
-      const file = c.translators;
+    const config = this.config;
+    if (config.translators !== undefined) {
+      const file = config.translators;
       this.watches.push(watchFileContent(file, this.loadedTexts.translators, (text) => {
         try {
           this.translators = parseTranslators(text, file);
@@ -241,8 +241,8 @@ export class Turnout {
         }
       }, (err) => this.logger.warn({ err: String(err) }, 'cannot read the translators file; the previous set stays active')));
     }
-    if (c.weightFile !== undefined) {
-      const file = c.weightFile;
+    if (config.weightFile !== undefined) {
+      const file = config.weightFile;
       this.watches.push(watchFileContent(file, this.loadedTexts.weight, (text) => {
         try {
           this.router.setWeight(parseWeight(text), 'file');
