@@ -1,9 +1,10 @@
 // Assembles one turnout sidecar from a validated Config: broker, translators,
-// router, app client, pipeline, HTTP server, metrics. Used by `turnout run`,
+// router, the pipeline and its destination (the app, or blue/green), HTTP
+// server, metrics, the file watchers of reload.ts; and runs its start-up and
+// shutdown. Used by `turnout run`,
 // by the demo (several in one process, sharing one embedded broker) and by
 // in-process tests.
 
-import { readFileSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import type { BrokerAdapter } from '../adapters/broker.ts';
 import { BrokerError } from '../adapters/broker.ts';
@@ -16,15 +17,16 @@ import { AppDestination } from './app-destination.ts';
 import { backoffDelay, sleep } from './backoff.ts';
 import { AppClient } from './delivery.ts';
 import { retryPolicyOf } from './destination.ts';
-import { watchFileContent, type FileWatch } from './file-watch.ts';
+import type { FileWatch } from './file-watch.ts';
 import { HttpServer } from './http/server.ts';
 import type { Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { canConnect } from './net.ts';
 import { Pipeline, type DrainResult } from './pipeline.ts';
 import { RouteDestination } from './route-destination.ts';
-import { parseWeight, Router } from './router.ts';
-import { parseTranslators, readTranslatorsFile, TranslatorFileError, TranslatorSet } from './translators.ts';
+import { loadTranslators, loadWeight, watchTranslators, watchWeight } from './reload.ts';
+import { Router } from './router.ts';
+import { TranslatorSet } from './translators.ts';
 
 export interface TurnoutOptions {
   config: Config;
@@ -120,8 +122,8 @@ export class Turnout {
     const { config, logger } = options;
     // The texts loaded here are the reload baselines: a change made while start-up
     // waits for the broker or the app is then still seen as a change.
-    const translators = config.translators !== undefined ? loadTranslatorsOrThrow(config.translators) : { set: TranslatorSet.empty, text: '' };
-    const weight = config.weightFile !== undefined ? readWeightOrThrow(config.weightFile) : { weight: config.greenWeight, text: '' };
+    const translators = config.translators !== undefined ? loadTranslators(config.translators) : { set: TranslatorSet.empty, text: '' };
+    const weight = config.weightFile !== undefined ? loadWeight(config.weightFile) : { weight: config.greenWeight, text: '' };
     const broker = options.broker ?? (await createBroker({ config, logger }));
     const turnout = new Turnout(options, broker, translators, weight);
     turnout.describe();
@@ -214,7 +216,7 @@ export class Turnout {
       green: config.green,
       greenWeight: this.router.weight,
       accept: config.accept ?? 'all',
-      translatorSteps: this.translators.steps.map((s) => `${s.from}->${s.to}`),
+      translatorSteps: this.translators.stepLabels(),
     }, 'turnout starting');
     if (config.source !== undefined && config.dlq === undefined) {
       this.logger.warn("no TURNOUT_DLQ: failed messages go to the broker's own dead-letter mechanism (AMQP: reject without requeue, so the queue's dead-letter exchange applies; SQS: the queue's redrive policy)");
@@ -228,29 +230,11 @@ export class Turnout {
   }
 
   private watch(): void {
-    const config = this.config;
-    if (config.translators !== undefined) {
-      const file = config.translators;
-      this.watches.push(watchFileContent(file, this.loadedTexts.translators, (text) => {
-        try {
-          this.translators = parseTranslators(text, file);
-          this.logger.info({ steps: this.translators.steps.map((s) => `${s.from}->${s.to}`) }, 'translators reloaded');
-        } catch (err) {
-          this.metrics.reloadFailures.inc();
-          this.logger.error({ err: (err as Error).message }, 'translators file is invalid; the previous set stays active');
-        }
-      }, (err) => this.logger.warn({ err: String(err) }, 'cannot read the translators file; the previous set stays active')));
+    const { translators, weightFile } = this.config;
+    if (translators !== undefined) {
+      this.watches.push(watchTranslators(translators, this.loadedTexts.translators, (set) => (this.translators = set), { logger: this.logger, metrics: this.metrics }));
     }
-    if (config.weightFile !== undefined) {
-      const file = config.weightFile;
-      this.watches.push(watchFileContent(file, this.loadedTexts.weight, (text) => {
-        try {
-          this.router.setWeight(parseWeight(text), 'file');
-        } catch (err) {
-          this.logger.error({ err: (err as Error).message, file }, 'weight file is invalid; the weight stays as it was');
-        }
-      }, (err) => this.logger.warn({ err: String(err) }, 'cannot read the weight file; the weight stays as it was')));
-    }
+    if (weightFile !== undefined) this.watches.push(watchWeight(weightFile, this.loadedTexts.weight, this.router, this.logger));
   }
 
   readiness(): { ready: boolean; reason?: string } {
@@ -293,22 +277,3 @@ export class Turnout {
     return this.translators;
   }
 }
-
-function loadTranslatorsOrThrow(file: string): { set: TranslatorSet; text: string } {
-  try {
-    return readTranslatorsFile(file);
-  } catch (err) {
-    if (err instanceof TranslatorFileError) throw new ConfigError(`TURNOUT_TRANSLATORS: ${err.message}`, 'TURNOUT_TRANSLATORS');
-    throw err;
-  }
-}
-
-function readWeightOrThrow(file: string): { weight: number; text: string } {
-  try {
-    const text = readFileSync(file, 'utf8');
-    return { weight: parseWeight(text), text };
-  } catch (err) {
-    throw new ConfigError(`TURNOUT_WEIGHT_FILE: ${file}: ${(err as Error).message}`, 'TURNOUT_WEIGHT_FILE');
-  }
-}
-
