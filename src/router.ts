@@ -120,11 +120,19 @@ export class Router {
   route(message: Message, source: string | undefined): RouteDecision | undefined {
     const { blue, green } = this.targets;
     let color: Color;
-    if (blue !== undefined && green !== undefined) color = colorOf(bucketOf(routeKeyOf(message, this.routeKey)), this.current);
-    else if (green !== undefined) color = 'green';
-    else if (blue !== undefined) color = 'blue';
-    else return undefined;
-    const template = (color === 'green' ? green : blue) as string;
+    let template: string;
+    if (blue !== undefined && green !== undefined) {
+      color = colorOf(bucketOf(routeKeyOf(message, this.routeKey)), this.current);
+      template = color === 'green' ? green : blue;
+    } else if (green !== undefined) {
+      color = 'green';
+      template = green;
+    } else if (blue !== undefined) {
+      color = 'blue';
+      template = blue;
+    } else {
+      return undefined;
+    }
     if (template.includes('{source}')) {
       if (source === undefined) return undefined;
       return { color, target: expandTarget(template, source) };
