@@ -3,6 +3,7 @@
 // test) and the validation errors are all derived from this list.
 
 import { ConfigError } from './errors.ts';
+import { parsePercent, PERCENT_ALLOWED } from './percent.ts';
 import { parseVersion } from '../src/version.ts';
 
 export interface OptionSpec<T> {
@@ -34,21 +35,22 @@ const list = (raw: string): string[] => {
   return items;
 };
 
-const int = (min: number, max: number) => (raw: string): number => {
-  const v = raw.trim();
-  if (!/^-?\d+$/.test(v)) bad(`must be a whole number from ${min} to ${max}`);
-  const n = Number(v);
-  if (n < min || n > max) bad(`must be a whole number from ${min} to ${max}`);
-  return n;
-};
+/**
+ * A whole number from `min` to `max`: the parser and its "allowed" text
+ * (`min–max unit`) from the one pair of bounds. Spread into an option.
+ */
+const int = (min: number, max: number, unit?: string): { parse: (raw: string) => number; allowed: string } => ({
+  allowed: `${min}–${max}${unit === undefined ? '' : ` ${unit}`}`,
+  parse: (raw: string): number => {
+    const v = raw.trim();
+    if (!/^-?\d+$/.test(v)) bad(`must be a whole number from ${min} to ${max}`);
+    const n = Number(v);
+    if (n < min || n > max) bad(`must be a whole number from ${min} to ${max}`);
+    return n;
+  },
+});
 
-const percent = (raw: string): number => {
-  const v = raw.trim();
-  if (!/^\d+(\.\d+)?$/.test(v)) bad('must be a number from 0 to 100');
-  const n = Number(v);
-  if (n > 100) bad('must be a number from 0 to 100');
-  return n;
-};
+const percent = (raw: string): number => parsePercent(raw) ?? bad(`must be ${PERCENT_ALLOWED}`);
 
 const version = (raw: string): number => {
   const v = parseVersion(raw);
@@ -97,12 +99,15 @@ const routeKey = (raw: string): RouteKey => {
   return bad('must be key, header:NAME or json:dotted.path');
 };
 
-const port = (raw: string): number => {
+const portNumber = int(0, 65535);
+
+/** A port number, with a hint for the Kubernetes service link that also sets TURNOUT_PORT. */
+const port = { allowed: portNumber.allowed, parse: (raw: string): number => {
   if (/^tcp:\/\//.test(raw.trim())) {
     bad('looks like a Kubernetes service link (a Service named "turnout" injects TURNOUT_PORT=tcp://…); set enableServiceLinks: false in the pod spec');
   }
-  return int(0, 65535)(raw);
-};
+  return portNumber.parse(raw);
+} };
 
 const logLevel = (raw: string): string => {
   const v = raw.trim().toLowerCase();
@@ -128,7 +133,7 @@ const url = (raw: string): string => {
   return v;
 };
 
-// --- Kafka client settings (adapters/kafka.ts reads them) ---
+// --- Kafka client settings (the Kafka adapter maps them onto its client) ---
 const bool = (raw: string): boolean => {
   const v = raw.trim().toLowerCase();
   if (['true', '1', 'yes', 'on'].includes(v)) return true;
@@ -178,23 +183,23 @@ export const schema = {
     doc: 'Version stamped on messages published through turnout that carry none.' },
   translators: { flag: 'translators', group: 'versions', parse: str, allowed: 'a YAML or JSON file path',
     doc: 'File of JSONata translation steps ("1->2": expression); re-read on change.' },
-  maxAttempts: { flag: 'max-attempts', group: 'delivery', default: '5', parse: int(1, 1000), allowed: '1–1000',
+  maxAttempts: { flag: 'max-attempts', group: 'delivery', default: '5', ...int(1, 1000),
     doc: 'Delivery attempts before dead-lettering (max-attempts).' },
-  retryBackoff: { flag: 'retry-backoff', group: 'delivery', default: '200', parse: int(0, 30000), allowed: '0–30000 ms',
+  retryBackoff: { flag: 'retry-backoff', group: 'delivery', default: '200', ...int(0, 30000, 'ms'),
     doc: 'First retry delay in ms; doubles each attempt, jittered, capped at 30 s.' },
-  deferDelay: { flag: 'defer-delay', group: 'delivery', default: '30000', parse: int(0, 43200000), allowed: '0–43200000 ms',
+  deferDelay: { flag: 'defer-delay', group: 'delivery', default: '30000', ...int(0, 43200000, 'ms'),
     doc: 'Ms before a deferred message is seen again.' },
-  maxDeferrals: { flag: 'max-deferrals', group: 'delivery', default: '20', parse: int(0, 100000), allowed: '0–100000',
+  maxDeferrals: { flag: 'max-deferrals', group: 'delivery', default: '20', ...int(0, 100000),
     doc: 'Deferrals before dead-lettering (unsupported-version).' },
-  concurrency: { flag: 'concurrency', group: 'delivery', default: '16', parse: int(1, 10000), allowed: '1–10000',
+  concurrency: { flag: 'concurrency', group: 'delivery', default: '16', ...int(1, 10000),
     doc: 'Messages in flight at once (also the broker prefetch).' },
-  deliveryTimeout: { flag: 'delivery-timeout', group: 'delivery', default: '900000', parse: int(1, 43200000), allowed: '1–43200000 ms',
+  deliveryTimeout: { flag: 'delivery-timeout', group: 'delivery', default: '900000', ...int(1, 43200000, 'ms'),
     doc: 'Ms to wait for the app per attempt.' },
-  maxMessageBytes: { flag: 'max-message-bytes', group: 'delivery', default: '262144', parse: int(1, 104857600), allowed: '1–104857600 bytes',
+  maxMessageBytes: { flag: 'max-message-bytes', group: 'delivery', default: '262144', ...int(1, 104857600, 'bytes'),
     doc: 'Largest payload accepted by /v1/publish (413 above) and delivered from a source (dead-lettered as too-large above).' },
-  drainTimeout: { flag: 'drain-timeout', group: 'runtime', default: '30000', parse: int(0, 86400000), allowed: '0–86400000 ms',
+  drainTimeout: { flag: 'drain-timeout', group: 'runtime', default: '30000', ...int(0, 86400000, 'ms'),
     doc: 'Ms to finish in-flight work after SIGTERM/SIGINT; what is unfinished then goes back to the broker unacknowledged.' },
-  port: { flag: 'port', group: 'http', default: '8787', parse: port, allowed: '0–65535',
+  port: { flag: 'port', group: 'http', default: '8787', ...port,
     doc: 'HTTP port (health, metrics, publish, admin).' },
   host: { flag: 'host', group: 'http', default: '0.0.0.0', parse: str, allowed: 'an address to bind',
     doc: 'HTTP bind address.' },
@@ -218,13 +223,13 @@ export const schema = {
     doc: 'Client private key (PEM) for Kafka mutual TLS.' },
   kafkaIdempotent: { flag: 'kafka-idempotent', group: 'broker', default: 'true', parse: bool, allowed: 'true | false',
     doc: 'Idempotent Kafka producer (acks from all in-sync replicas either way). false for clusters that refuse InitProducerId (missing IDEMPOTENT_WRITE ACL, librdkafka mock cluster).' },
-  kafkaSessionTimeout: { flag: 'kafka-session-timeout', group: 'broker', default: '30000', parse: int(1000, 3600000), allowed: '1000–3600000 ms',
+  kafkaSessionTimeout: { flag: 'kafka-session-timeout', group: 'broker', default: '30000', ...int(1000, 3600000, 'ms'),
     doc: 'Kafka consumer group session timeout. Heartbeats run independently of message processing, so long deliveries do not need a larger value.' },
   kafkaDeferTopic: { flag: 'kafka-defer-topic', group: 'broker', default: '{source}.turnout-defer', parse: str, allowed: 'a topic name; may contain {source}',
     doc: 'Kafka topic holding deferred messages until they are due (created like the source when missing).' },
-  sqsWaitTime: { flag: 'sqs-wait-time', group: 'broker', default: '20', parse: int(0, 20), allowed: '0–20 s',
+  sqsWaitTime: { flag: 'sqs-wait-time', group: 'broker', default: '20', ...int(0, 20, 's'),
     doc: 'SQS long-poll wait per ReceiveMessage. Shorter: faster shutdown of an idle sidecar (it lets polls under way answer rather than cut them off, which could hide messages), more requests.' },
-  sqsVisibilityExtension: { flag: 'sqs-visibility-extension', group: 'broker', parse: int(5, 43200), allowed: '5–43200 s',
+  sqsVisibilityExtension: { flag: 'sqs-visibility-extension', group: 'broker', ...int(5, 43200, 's'),
     doc: 'Seconds an SQS message is kept invisible per extension while the app works on it (renewed at half time, up to the 12 h SQS limit). Unset: the queue\'s own VisibilityTimeout (at least 5 s).' },
 } as const satisfies Record<string, OptionSpec<unknown>>;
 

@@ -5,7 +5,8 @@ import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/errors.ts';
 import type { Config } from '../config/schema.ts';
 import { decide } from './gate.ts';
-import { loadTranslatorsFile, translate, TranslatorFileError, TranslatorSet, type Chain } from './translators.ts';
+import { loadTranslators } from './reload.ts';
+import { translate, TranslatorSet, type Chain } from './translators.ts';
 import { parseVersion } from './version.ts';
 
 export interface CheckOptions {
@@ -18,15 +19,7 @@ export interface CheckOptions {
 export async function runCheck(config: Config, options: CheckOptions): Promise<number> {
   const { out } = options;
   const say = (line = ''): void => void out.write(`${line}\n`);
-  let set = TranslatorSet.empty;
-  if (config.translators !== undefined) {
-    try {
-      set = loadTranslatorsFile(config.translators);
-    } catch (err) {
-      if (err instanceof TranslatorFileError) throw new ConfigError(`TURNOUT_TRANSLATORS: ${err.message}`, 'TURNOUT_TRANSLATORS');
-      throw err;
-    }
-  }
+  const set = config.translators !== undefined ? loadTranslators(config.translators).set : TranslatorSet.empty;
   let sample: Buffer | undefined;
   if (options.sample !== undefined) {
     try {
@@ -52,7 +45,7 @@ export async function runCheck(config: Config, options: CheckOptions): Promise<n
   for (const w of options.warnings) say(`warning: ${w}`);
   say('configuration is valid');
   say(`broker: ${config.broker.kind}   sources: ${(config.source ?? []).join(', ') || '(none)'}   accept: ${config.accept === null ? 'all' : config.accept.join(', ')}`);
-  say(`translators: ${config.translators ?? '(none)'}${set.steps.length ? ` — steps ${set.steps.map((s) => `${s.from}->${s.to}`).join(', ')}` : ''}`);
+  say(`translators: ${config.translators ?? '(none)'}${set.steps.length ? ` — steps ${set.stepLabels().join(', ')}` : ''}`);
   say();
   say('version  app gets');
   let unreachable = 0;

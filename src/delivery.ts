@@ -1,6 +1,6 @@
 // Delivery to the app over HTTP (undici keep-alive pool). One attempt per
-// call; the pipeline owns retries. The status table of docs/reference.md lives in
-// classifyStatus and is tested row by row.
+// call; app-destination.ts owns retries. The status table of docs/reference.md
+// lives in classifyStatus and is tested row by row.
 
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
@@ -203,12 +203,6 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 }
 
-/**
- * Checked here rather than left to undici: in undici 8.12 each request the Pool
- * refuses for a header (InvalidArgumentError) leaks one connection slot, and
- * once `connections` such messages have passed, every later request waits in
- * the pool forever, its abort signal ignored: delivery and drain both hang.
- */
 /** Headers turnout itself sets on every delivery; a message's own copies (any case) are replaced. */
 const OWN = new Set(['content-type', 'x-turnout-message-id', 'x-turnout-attempt', 'x-turnout-source', 'x-turnout-redelivered', 'x-turnout-key', 'x-turnout-dlq-source']);
 
@@ -237,6 +231,13 @@ function requestHeaders(message: Message, ctx: DeliveryContext): Record<string, 
   return headers;
 }
 
+/**
+ * The first header node:http would refuse to send, as its error text. Checked
+ * here rather than left to undici: in undici 8.12 each request the Pool
+ * refuses for a header (InvalidArgumentError) leaks one connection slot, and
+ * once `connections` such messages have passed, every later request waits in
+ * the pool forever, its abort signal ignored: delivery and drain both hang.
+ */
 function unsendableHeader(headers: Record<string, string>): string | undefined {
   for (const [name, value] of Object.entries(headers)) {
     try {

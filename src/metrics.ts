@@ -1,5 +1,6 @@
-// The metrics of docs/reference.md on a Registry created by the caller (main, a test,
-// or one per pipeline in the demo). No global registry.
+// The metrics turnout exports (docs/reference.md, "Metrics"), on a Registry the
+// caller gives: Turnout makes one per sidecar unless handed one (the demo
+// gives one per pipeline, tests their own). No global registry.
 
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
 

@@ -1,25 +1,29 @@
 // The pipeline: for every consumed message, decide its fate and tell the
-// adapter. Steps, in order:
+// adapter. The decision table, in order:
 //
-//   size check → version gate (pass | translate | defer) → deliver to the app
-//   (with retries) or route to blue/green → ack | defer | dead-letter | release
+//   payload over TURNOUT_MAX_MESSAGE_BYTES      → dead-letter (too-large)
+//   version gate: invalid header                → dead-letter (unsupported-version)
+//                 no way to an accepted version → defer
+//                 translate                     → translated copy goes on (translate-error → dead-letter)
+//                 pass                          → the message goes on as it is
+//   the destination (the app, or blue/green; each with its own retries):
+//                 ack | defer | dead-letter | release | keep on the source
 //
-// A message always ends in exactly one disposition; a failure to dead-letter
-// releases it back to the broker rather than dropping it.
+// A deferral past TURNOUT_MAX_DEFERRALS is dead-lettered. A message always
+// ends in exactly one disposition; a failure to dead-letter releases it back
+// to the broker rather than dropping it.
 
 import type { BrokerAdapter, Disposition, Message, Received, Subscription } from '../adapters/broker.ts';
-import { isBrokerError } from '../adapters/broker.ts';
 import type { Config } from '../config/schema.ts';
 import { expandTarget } from '../config/load.ts';
-import { MAX_BACKOFF_MS, backoffDelay, sleep } from './backoff.ts';
+import { backoffDelay, sleep } from './backoff.ts';
 import { DEFERRALS_HEADER, deadLetterMessage, type DeadLetterReason } from './deadletter.ts';
-import type { AppClient } from './delivery.ts';
+import type { Destination, SendContext, Verdict } from './destination.ts';
 import { decide } from './gate.ts';
 import { headerValue, setHeader } from './headers.ts';
+import { InFlight } from './inflight.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
-import type { Router } from './router.ts';
-import { Semaphore } from './semaphore.ts';
 import { translate, TranslateError, type TranslatorSet } from './translators.ts';
 
 export interface PipelineDeps {
@@ -27,10 +31,8 @@ export interface PipelineDeps {
   broker: BrokerAdapter;
   /** The live translator set (may be swapped by a reload between messages). */
   translators: () => TranslatorSet;
-  /** Set in the consumer role. */
-  app: AppClient | undefined;
-  /** Set in the router role (used when there is no app). */
-  router: Router | undefined;
+  /** Where messages the gate lets through go: the app (consumer role) or blue/green (router role). */
+  destination: Destination;
   metrics: Metrics;
   logger: Logger;
 }
@@ -38,93 +40,85 @@ export interface PipelineDeps {
 export interface DrainResult {
   /** Every in-flight message finished before the deadline. */
   clean: boolean;
-  /** Messages handed back to the broker unacknowledged during the drain. */
+  /** Messages handed back to the broker unacknowledged (by the drain, or with nowhere to go). */
   released: number;
 }
 
 export class Pipeline {
-  private readonly d: PipelineDeps;
-  private readonly slots: Semaphore;
+  private readonly config: Config;
+  private readonly broker: BrokerAdapter;
+  private readonly translators: () => TranslatorSet;
+  private readonly destination: Destination;
+  private readonly metrics: Metrics;
+  private readonly logger: Logger;
+  private readonly inFlight: InFlight;
   private readonly subscriptions: Subscription[] = [];
   /** Aborts deliveries and backoff sleeps at the drain deadline. */
   private readonly abort = new AbortController();
-  private active = 0;
-  private idleWaiters: (() => void)[] = [];
+  private readonly sendContext: SendContext;
   private released = 0;
   private draining = false;
 
   constructor(deps: PipelineDeps) {
-    this.d = deps;
-    this.slots = new Semaphore(deps.config.concurrency);
+    this.config = deps.config;
+    this.broker = deps.broker;
+    this.translators = deps.translators;
+    this.destination = deps.destination;
+    this.metrics = deps.metrics;
+    this.logger = deps.logger;
+    this.inFlight = new InFlight(deps.config.concurrency);
+    this.sendContext = { signal: this.abort.signal, draining: () => this.draining };
   }
 
   get inflight(): number {
-    return this.active;
+    return this.inFlight.count;
   }
 
   /** Subscribes to every source. */
   async start(): Promise<void> {
-    const { config, broker } = this.d;
+    const { config, broker } = this;
     for (const source of config.source ?? []) {
-      const sub = await broker.consume(source, (m) => this.handle(m), {
+      const subscription = await broker.consume(source, (m) => this.handle(m), {
         prefetch: config.concurrency,
         group: expandTarget(config.group, source),
       });
-      this.subscriptions.push(sub);
+      this.subscriptions.push(subscription);
     }
   }
 
   /** Stops taking messages, lets in-flight work finish until the deadline, then releases the rest. */
   async drain(timeoutMs: number): Promise<DrainResult> {
     this.draining = true;
-    await Promise.all(this.subscriptions.splice(0).map((s) => s.stop().catch((err: unknown) => this.d.logger.warn({ err }, 'stopping a subscription failed'))));
-    const finished = await this.waitIdle(timeoutMs);
+    await Promise.all(this.subscriptions.splice(0).map((s) => s.stop().catch((err: unknown) => this.logger.warn({ err }, 'stopping a subscription failed'))));
+    const finished = await this.inFlight.waitIdle(timeoutMs);
     if (finished) return { clean: true, released: this.released };
     this.abort.abort();
     // Aborted deliveries and sleeps return 'release' promptly; give them a moment to reach the broker.
-    await this.waitIdle(10_000);
+    await this.inFlight.waitIdle(10_000);
     return { clean: false, released: this.released };
   }
 
-  private waitIdle(timeoutMs: number): Promise<boolean> {
-    if (this.active === 0) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.idleWaiters = this.idleWaiters.filter((w) => w !== done);
-        resolve(false);
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        resolve(true);
-      };
-      this.idleWaiters.push(done);
+  /** The handler given to the adapter. Never throws. */
+  handle(m: Received): Promise<Disposition> {
+    return this.inFlight.run(async () => {
+      try {
+        if (this.abort.signal.aborted) return this.release(m, 'drain deadline passed before it started');
+        return await this.process(m);
+      } catch (err) {
+        // A bug, not a verdict on the message: keep it.
+        this.logger.error({ err, id: m.id, source: m.source }, 'unexpected error; message goes back to the broker');
+        return { kind: 'release' };
+      }
     });
   }
 
-  /** The handler given to the adapter. Never throws. */
-  async handle(m: Received): Promise<Disposition> {
-    this.active++;
-    await this.slots.acquire();
-    try {
-      if (this.abort.signal.aborted) return this.release(m, 'drain deadline passed before it started');
-      return await this.process(m);
-    } catch (err) {
-      // A bug, not a verdict on the message: keep it.
-      this.d.logger.error({ err, id: m.id, source: m.source }, 'unexpected error; message goes back to the broker');
-      return { kind: 'release' };
-    } finally {
-      this.slots.release();
-      if (--this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
-    }
-  }
-
   private async process(m: Received): Promise<Disposition> {
-    const { config, metrics } = this.d;
+    const { config, metrics } = this;
     if (m.payload.length > config.maxMessageBytes) {
       metrics.countReceived(m.source, 'unknown');
       return this.deadLetter(m, 'too-large', `payload is ${m.payload.length} bytes; TURNOUT_MAX_MESSAGE_BYTES is ${config.maxMessageBytes}`, 0);
     }
-    const decision = decide(m.headers, config, this.d.translators());
+    const decision = decide(m.headers, config, this.translators());
     metrics.countReceived(m.source, decision.kind === 'invalid' ? 'invalid' : String(decision.version));
 
     let out: Message = m;
@@ -151,65 +145,29 @@ export class Pipeline {
       case 'pass':
         break;
     }
-    if (this.d.app) return this.deliver(m, out, decision.version);
-    return this.route(m, out);
+    const verdict = await this.destination.send(m, out, this.sendContext);
+    return this.settle(m, verdict, decision.version);
   }
 
-  private async deliver(m: Received, out: Message, version: number): Promise<Disposition> {
-    const { config, metrics, logger } = this.d;
-    const app = this.d.app as AppClient;
-    for (let attempt = 1; ; attempt++) {
-      const started = performance.now();
-      const r = await app.post(out, { attempt, source: m.source, redelivered: m.redelivered }, this.abort.signal);
-      if (r.kind !== 'aborted') metrics.deliveryDuration.observe((performance.now() - started) / 1000);
-      switch (r.kind) {
-        case 'delivered':
-          metrics.countDelivered(m.source);
-          return { kind: 'ack' };
-        case 'unsupported':
-          return this.defer(m, version, 'app answered 415 (does not understand this version)');
-        case 'rejected':
-          return this.deadLetter(m, 'rejected', r.error, attempt);
-        case 'aborted':
-          return this.release(m, 'drain deadline passed during delivery');
-        case 'retry': {
-          // The app is likely going away with us (pod termination): hand the message back
-          // for another consumer instead of spending its attempts on a dying app.
-          if (this.draining) return this.release(m, `draining and the app failed (${r.error})`);
-          if (attempt >= config.maxAttempts) return this.deadLetter(m, 'max-attempts', r.error, attempt);
-          const wait = Math.min(MAX_BACKOFF_MS, Math.max(r.retryAfterMs ?? 0, backoffDelay(attempt, config.retryBackoff)));
-          logger.debug({ id: m.id, attempt, wait, error: r.error }, 'delivery failed; retrying');
-          if (!(await sleep(wait, this.abort.signal))) return this.release(m, 'drain deadline passed during backoff');
-        }
-      }
-    }
-  }
-
-  private async route(m: Received, out: Message): Promise<Disposition> {
-    const { config, logger } = this.d;
-    const router = this.d.router as Router;
-    const decision = router.route(m, m.source);
-    if (!decision) return this.release(m, 'no route target');
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.d.broker.publish(decision.target, out);
-        router.routed(decision.color);
+  /** What the broker is told for the destination's verdict. */
+  private settle(m: Received, verdict: Verdict, version: number): Promise<Disposition> | Disposition {
+    switch (verdict.kind) {
+      case 'ack':
         return { kind: 'ack' };
-      } catch (err) {
-        const why = `publishing to ${decision.color} target "${decision.target}" failed: ${(err as Error).message}`;
-        if (isBrokerError(err) && !err.retriable) return this.deadLetter(m, 'rejected', why, attempt);
-        if (attempt >= config.maxAttempts) {
-          // The broker itself is struggling; the source copy is safest where it is.
-          logger.warn({ id: m.id, err }, `${why}; giving the message back to the broker`);
-          return { kind: 'release' };
-        }
-        if (!(await sleep(backoffDelay(attempt, config.retryBackoff), this.abort.signal))) return this.release(m, 'drain deadline passed during backoff');
-      }
+      case 'defer':
+        return this.defer(m, version, verdict.why);
+      case 'dead-letter':
+        return this.deadLetter(m, verdict.reason, verdict.error, verdict.attempts);
+      case 'release':
+        return this.release(m, verdict.why);
+      case 'keep':
+        this.logger.warn({ id: m.id, err: verdict.err }, `${verdict.why}; giving the message back to the broker`);
+        return { kind: 'release' };
     }
   }
 
   private async defer(m: Received, version: number, why: string): Promise<Disposition> {
-    const { config, metrics, logger } = this.d;
+    const { config, metrics, logger } = this;
     const count = Number.parseInt(headerValue(m.headers, DEFERRALS_HEADER) ?? '0', 10);
     const n = Number.isFinite(count) && count > 0 ? count : 0;
     if (n >= config.maxDeferrals) {
@@ -223,7 +181,7 @@ export class Pipeline {
   }
 
   private async deadLetter(m: Received, reason: DeadLetterReason, error: string, attempts: number): Promise<Disposition> {
-    const { config, metrics, logger, broker } = this.d;
+    const { config, metrics, logger, broker } = this;
     const log = { id: m.id, source: m.source, reason, error, attempts };
     if (config.dlq === undefined) {
       if (broker.nativeDeadLetter) {
@@ -250,7 +208,7 @@ export class Pipeline {
 
   private release(m: Received, why: string): Disposition {
     this.released++;
-    this.d.logger.info({ id: m.id, source: m.source }, `${why}; message goes back to the broker unacknowledged`);
+    this.logger.info({ id: m.id, source: m.source }, `${why}; message goes back to the broker unacknowledged`);
     return { kind: 'release' };
   }
 }

@@ -6,6 +6,7 @@ import { hash } from 'node:crypto';
 import type { Message } from '../adapters/broker.ts';
 import type { RouteKey } from '../config/schema.ts';
 import { expandTarget } from '../config/load.ts';
+import { isPercent, parsePercent, PERCENT_ALLOWED } from '../config/percent.ts';
 import { headerValue } from './headers.ts';
 
 export type Color = 'blue' | 'green';
@@ -104,7 +105,7 @@ export class Router {
   }
 
   setWeight(weight: number, origin: WeightOrigin): void {
-    if (!(weight >= 0 && weight <= 100)) throw new RangeError(`green weight must be from 0 to 100, got ${weight}`);
+    if (!isPercent(weight)) throw new RangeError(`green weight must be ${PERCENT_ALLOWED}, got ${weight}`);
     const changed = weight !== this.current;
     this.current = weight;
     this.origin = origin;
@@ -119,11 +120,19 @@ export class Router {
   route(message: Message, source: string | undefined): RouteDecision | undefined {
     const { blue, green } = this.targets;
     let color: Color;
-    if (blue !== undefined && green !== undefined) color = colorOf(bucketOf(routeKeyOf(message, this.routeKey)), this.current);
-    else if (green !== undefined) color = 'green';
-    else if (blue !== undefined) color = 'blue';
-    else return undefined;
-    const template = (color === 'green' ? green : blue) as string;
+    let template: string;
+    if (blue !== undefined && green !== undefined) {
+      color = colorOf(bucketOf(routeKeyOf(message, this.routeKey)), this.current);
+      template = color === 'green' ? green : blue;
+    } else if (green !== undefined) {
+      color = 'green';
+      template = green;
+    } else if (blue !== undefined) {
+      color = 'blue';
+      template = blue;
+    } else {
+      return undefined;
+    }
     if (template.includes('{source}')) {
       if (source === undefined) return undefined;
       return { color, target: expandTarget(template, source) };
@@ -134,7 +143,7 @@ export class Router {
 
 /** Parses a weight file's content: one number 0–100 (whitespace and a trailing % allowed). */
 export function parseWeight(text: string): number {
-  const v = text.trim().replace(/%$/, '').trim();
-  if (!/^\d+(\.\d+)?$/.test(v) || Number(v) > 100) throw new Error(`weight must be a number from 0 to 100, got ${JSON.stringify(text.trim().slice(0, 40))}`);
-  return Number(v);
+  const weight = parsePercent(text.trim().replace(/%$/, ''));
+  if (weight === undefined) throw new Error(`weight must be ${PERCENT_ALLOWED}, got ${JSON.stringify(text.trim().slice(0, 40))}`);
+  return weight;
 }

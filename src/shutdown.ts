@@ -13,8 +13,8 @@ export interface ShutdownHook {
 export function installShutdown(logger: Logger, exit: (code: number) => void = (c) => process.exit(c)): ShutdownHook {
   let turnout: Turnout | undefined;
   let signalled: string | undefined;
-  const drain = (t: Turnout): void => {
-    t.shutdown().then(
+  const drain = (stopping: Turnout): void => {
+    stopping.shutdown().then(
       (r) => {
         logger.info({ clean: r.clean, released: r.released }, 'stopped');
         logger.flush?.();

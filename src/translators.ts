@@ -60,6 +60,11 @@ export class TranslatorSet {
 
   static readonly empty = new TranslatorSet([]);
 
+  /** The steps as "from->to", for logs and `turnout check`. */
+  stepLabels(): string[] {
+    return this.steps.map((s) => `${s.from}->${s.to}`);
+  }
+
   /** Every version a step starts or ends at. */
   versions(): number[] {
     const vs = new Set<number>();

@@ -1,9 +1,10 @@
 // Assembles one turnout sidecar from a validated Config: broker, translators,
-// router, app client, pipeline, HTTP server, metrics. Used by `turnout run`,
+// router, the pipeline and its destination (the app, or blue/green), HTTP
+// server, metrics, the file watchers of reload.ts; and runs its start-up and
+// shutdown. Used by `turnout run`,
 // by the demo (several in one process, sharing one embedded broker) and by
 // in-process tests.
 
-import { readFileSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import type { BrokerAdapter } from '../adapters/broker.ts';
 import { BrokerError } from '../adapters/broker.ts';
@@ -12,16 +13,20 @@ import { MemoryBroker } from '../adapters/memory.ts';
 import { ConfigError } from '../config/errors.ts';
 import { expandTarget } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
+import { AppDestination } from './app-destination.ts';
 import { backoffDelay, sleep } from './backoff.ts';
 import { AppClient } from './delivery.ts';
-import { watchFileContent, type FileWatch } from './file-watch.ts';
+import { retryPolicyOf } from './destination.ts';
+import type { FileWatch } from './file-watch.ts';
 import { HttpServer } from './http/server.ts';
 import type { Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { canConnect } from './net.ts';
 import { Pipeline, type DrainResult } from './pipeline.ts';
-import { parseWeight, Router } from './router.ts';
-import { parseTranslators, readTranslatorsFile, TranslatorFileError, TranslatorSet } from './translators.ts';
+import { RouteDestination } from './route-destination.ts';
+import { loadTranslators, loadWeight, watchTranslators, watchWeight } from './reload.ts';
+import { Router } from './router.ts';
+import { TranslatorSet } from './translators.ts';
 
 export interface TurnoutOptions {
   config: Config;
@@ -87,12 +92,15 @@ export class Turnout {
     this.app = config.appUrl !== undefined
       ? new AppClient({ url: config.appUrl, timeoutMs: config.deliveryTimeout, connections: config.concurrency })
       : undefined;
+    // With an app, consumed messages go to it (TURNOUT_BLUE/GREEN then serve /v1/publish only).
+    const retry = retryPolicyOf(config);
     this.pipeline = new Pipeline({
       config,
       broker,
       translators: () => this.translators,
-      app: this.app,
-      router: this.router.enabled ? this.router : undefined,
+      destination: this.app !== undefined
+        ? new AppDestination({ app: this.app, retry, metrics: this.metrics, logger })
+        : new RouteDestination({ router: this.router, broker, retry }),
       metrics: this.metrics,
       logger,
     });
@@ -114,32 +122,32 @@ export class Turnout {
     const { config, logger } = options;
     // The texts loaded here are the reload baselines: a change made while start-up
     // waits for the broker or the app is then still seen as a change.
-    const translators = config.translators !== undefined ? loadTranslatorsOrThrow(config.translators) : { set: TranslatorSet.empty, text: '' };
-    const weight = config.weightFile !== undefined ? readWeightOrThrow(config.weightFile) : { weight: config.greenWeight, text: '' };
+    const translators = config.translators !== undefined ? loadTranslators(config.translators) : { set: TranslatorSet.empty, text: '' };
+    const weight = config.weightFile !== undefined ? loadWeight(config.weightFile) : { weight: config.greenWeight, text: '' };
     const broker = options.broker ?? (await createBroker({ config, logger }));
-    const t = new Turnout(options, broker, translators, weight);
-    t.describe();
-    t.port = await t.http.listen(config.port, config.host);
-    logger.info({ port: t.port, host: config.host }, 'HTTP listening');
-    await t.connect();
-    if (t.startAbort.signal.aborted) return t;
-    t.declareForMemory();
-    if (config.appUrl !== undefined && config.source !== undefined) await t.waitForApp(config.appUrl);
-    if (t.startAbort.signal.aborted) return t;
+    const turnout = new Turnout(options, broker, translators, weight);
+    turnout.describe();
+    turnout.port = await turnout.http.listen(config.port, config.host);
+    logger.info({ port: turnout.port, host: config.host }, 'HTTP listening');
+    await turnout.connect();
+    if (turnout.startAbort.signal.aborted) return turnout;
+    turnout.declareForMemory();
+    if (config.appUrl !== undefined && config.source !== undefined) await turnout.waitForApp(config.appUrl);
+    if (turnout.startAbort.signal.aborted) return turnout;
     try {
-      await t.pipeline.start();
+      await turnout.pipeline.start();
     } catch (err) {
-      await t.http.close();
+      await turnout.http.close();
       await broker.close().catch(() => {});
       if (err instanceof BrokerError && (err.code === 'unknown-queue' || err.code === 'forbidden')) {
         throw new ConfigError(`TURNOUT_SOURCE: ${err.message}`, 'TURNOUT_SOURCE');
       }
       throw err;
     }
-    t.consuming = true;
-    t.watch();
+    turnout.consuming = true;
+    turnout.watch();
     logger.info({ sources: config.source ?? [] }, config.source ? 'consuming' : 'no TURNOUT_SOURCE: publish-only');
-    return t;
+    return turnout;
   }
 
   private async connect(): Promise<void> {
@@ -185,10 +193,10 @@ export class Turnout {
   /** The embedded broker starts empty: create every queue this configuration names. */
   private declareForMemory(): void {
     if (!(this.broker instanceof MemoryBroker)) return;
-    const c = this.config;
-    const sources = c.source ?? [];
+    const config = this.config;
+    const sources = config.source ?? [];
     const names = new Set<string>(sources);
-    for (const template of [c.blue, c.green, c.dlq]) {
+    for (const template of [config.blue, config.green, config.dlq]) {
       if (template === undefined) continue;
       if (template.includes('{source}')) for (const s of sources) names.add(expandTarget(template, s));
       else names.add(template);
@@ -197,54 +205,36 @@ export class Turnout {
   }
 
   private describe(): void {
-    const c = this.config;
-    const role = c.source === undefined ? 'publish-only' : c.appUrl !== undefined ? 'consumer' : 'router';
+    const config = this.config;
+    const role = config.source === undefined ? 'publish-only' : config.appUrl !== undefined ? 'consumer' : 'router';
     this.logger.info({
       role,
       broker: this.broker.kind,
-      sources: c.source ?? [],
-      app: c.appUrl,
-      blue: c.blue,
-      green: c.green,
+      sources: config.source ?? [],
+      app: config.appUrl,
+      blue: config.blue,
+      green: config.green,
       greenWeight: this.router.weight,
-      accept: c.accept ?? 'all',
-      translatorSteps: this.translators.steps.map((s) => `${s.from}->${s.to}`),
+      accept: config.accept ?? 'all',
+      translatorSteps: this.translators.stepLabels(),
     }, 'turnout starting');
-    if (c.source !== undefined && c.dlq === undefined) {
+    if (config.source !== undefined && config.dlq === undefined) {
       this.logger.warn("no TURNOUT_DLQ: failed messages go to the broker's own dead-letter mechanism (AMQP: reject without requeue, so the queue's dead-letter exchange applies; SQS: the queue's redrive policy)");
     }
-    if (c.appUrl !== undefined && this.router.enabled) {
+    if (config.appUrl !== undefined && this.router.enabled) {
       this.logger.info('TURNOUT_APP_URL and TURNOUT_BLUE/GREEN are both set: consumed messages go to the app; /v1/publish routes to blue/green');
     }
-    if ((c.blue === undefined) !== (c.green === undefined)) {
+    if ((config.blue === undefined) !== (config.green === undefined)) {
       this.logger.info('only one route target is set: everything routed goes there and TURNOUT_GREEN_WEIGHT has no effect');
     }
   }
 
   private watch(): void {
-    const c = this.config;
-    if (c.translators !== undefined) {
-      const file = c.translators;
-      this.watches.push(watchFileContent(file, this.loadedTexts.translators, (text) => {
-        try {
-          this.translators = parseTranslators(text, file);
-          this.logger.info({ steps: this.translators.steps.map((s) => `${s.from}->${s.to}`) }, 'translators reloaded');
-        } catch (err) {
-          this.metrics.reloadFailures.inc();
-          this.logger.error({ err: (err as Error).message }, 'translators file is invalid; the previous set stays active');
-        }
-      }, (err) => this.logger.warn({ err: String(err) }, 'cannot read the translators file; the previous set stays active')));
+    const { translators, weightFile } = this.config;
+    if (translators !== undefined) {
+      this.watches.push(watchTranslators(translators, this.loadedTexts.translators, (set) => (this.translators = set), { logger: this.logger, metrics: this.metrics }));
     }
-    if (c.weightFile !== undefined) {
-      const file = c.weightFile;
-      this.watches.push(watchFileContent(file, this.loadedTexts.weight, (text) => {
-        try {
-          this.router.setWeight(parseWeight(text), 'file');
-        } catch (err) {
-          this.logger.error({ err: (err as Error).message, file }, 'weight file is invalid; the weight stays as it was');
-        }
-      }, (err) => this.logger.warn({ err: String(err) }, 'cannot read the weight file; the weight stays as it was')));
-    }
+    if (weightFile !== undefined) this.watches.push(watchWeight(weightFile, this.loadedTexts.weight, this.router, this.logger));
   }
 
   readiness(): { ready: boolean; reason?: string } {
@@ -287,22 +277,3 @@ export class Turnout {
     return this.translators;
   }
 }
-
-function loadTranslatorsOrThrow(file: string): { set: TranslatorSet; text: string } {
-  try {
-    return readTranslatorsFile(file);
-  } catch (err) {
-    if (err instanceof TranslatorFileError) throw new ConfigError(`TURNOUT_TRANSLATORS: ${err.message}`, 'TURNOUT_TRANSLATORS');
-    throw err;
-  }
-}
-
-function readWeightOrThrow(file: string): { weight: number; text: string } {
-  try {
-    const text = readFileSync(file, 'utf8');
-    return { weight: parseWeight(text), text };
-  } catch (err) {
-    throw new ConfigError(`TURNOUT_WEIGHT_FILE: ${file}: ${(err as Error).message}`, 'TURNOUT_WEIGHT_FILE');
-  }
-}
-

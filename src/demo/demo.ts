@@ -53,10 +53,10 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const greenApp = await startGreenApp();
 
   const common: FlagValues = { port: '0', host: '127.0.0.1', deferDelay: '400', maxDeferrals: '4', maxAttempts: '3', retryBackoff: '20', concurrency: '8' };
-  const start = async (flags: FlagValues): Promise<{ t: Turnout; registry: Registry }> => {
+  const start = async (flags: FlagValues): Promise<{ turnout: Turnout; registry: Registry }> => {
     const registry = new Registry();
     const { config } = loadConfig({ ...common, ...flags }, {});
-    return { t: await Turnout.start({ config, logger, broker, registry, defaultMetrics: false }), registry };
+    return { turnout: await Turnout.start({ config, logger, broker, registry, defaultMetrics: false }), registry };
   };
   const router = await start({ source: QUEUES.ingress, blue: QUEUES.blue, green: QUEUES.green, dlq: QUEUES.dead, greenWeight: '0' });
   const blue = await start({ source: QUEUES.blue, appUrl: blueApp.url, accept: '1', translators: blueSteps, dlq: QUEUES.dead });
@@ -76,18 +76,18 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       sum(blue.registry, green.registry)('turnout_messages_deferred_total'),
       sum(router.registry, blue.registry, green.registry)('turnout_messages_dead_lettered_total'),
     ]);
-    say(`${elapsed().padStart(6)}  weight ${String(router.t.router.weight).padStart(3)}%  produced ${String(produced.size).padStart(4)}/${total}` +
+    say(`${elapsed().padStart(6)}  weight ${String(router.turnout.router.weight).padStart(3)}%  produced ${String(produced.size).padStart(4)}/${total}` +
       `  blue ${String(blueApp.accepted.size).padStart(4)}  green ${String(greenApp.accepted.size).padStart(4)}` +
       `  translated ${String(translated).padStart(4)}  deferred ${String(deferred).padStart(3)}  dead-lettered ${String(dead).padStart(3)}${label ? `  ← ${label}` : ''}`);
   };
 
   // The rollout plan, keyed by share of messages produced.
   const plan: { at: number; label: string; act: () => Promise<void> }[] = [
-    { at: 0.15, label: 'green weight 10%', act: async () => router.t.router.setWeight(10, 'admin') },
-    { at: 0.35, label: 'green weight 50%', act: async () => router.t.router.setWeight(50, 'admin') },
+    { at: 0.15, label: 'green weight 10%', act: async () => router.turnout.router.setWeight(10, 'admin') },
+    { at: 0.35, label: 'green weight 50%', act: async () => router.turnout.router.setWeight(50, 'admin') },
     { at: 0.5, label: 'producer switches to v2', act: async () => {} },
     { at: 0.65, label: 'blue ships its 2->1 step (translators reloaded)', act: () => writeFile(blueSteps, yamlSteps({ '1->2': STEP_1_TO_2, '2->1': STEP_2_TO_1 })) },
-    { at: 0.8, label: 'green weight 100%', act: async () => router.t.router.setWeight(100, 'admin') },
+    { at: 0.8, label: 'green weight 100%', act: async () => router.turnout.router.setWeight(100, 'admin') },
   ];
 
   const interval = 1000 / rate;
@@ -102,7 +102,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     }
     const kind = kindOf(i, share);
     const id = `order-${String(i).padStart(5, '0')}`;
-    await publish(router.t.port, id, kind, i);
+    await publish(router.turnout.port, id, kind, i);
     produced.set(id, kind);
     if (Date.now() - lastReport >= 1000) {
       lastReport = Date.now();
@@ -155,7 +155,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   row('lost', lost, lost === 0 ? 'every message accounted for' : 'MESSAGES UNACCOUNTED FOR');
   say();
 
-  for (const t of [router.t, green.t, blue.t]) await t.shutdown();
+  for (const sidecar of [router, green, blue]) await sidecar.turnout.shutdown();
   await Promise.all([blueApp.close(), greenApp.close()]);
   await rm(dir, { recursive: true, force: true });
   return lost === 0 && both === 0 ? 0 : 1;

@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { isBrokerError, type BrokerAdapter, type BrokerErrorCode } from '../../adapters/broker.ts';
+import { isPercent } from '../../config/percent.ts';
 import type { Config } from '../../config/schema.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
@@ -49,10 +50,10 @@ function decodeSegment(s: string): string | undefined {
 
 export class HttpServer {
   private readonly server: Server;
-  private readonly d: HttpDeps;
+  private readonly deps: HttpDeps;
 
   constructor(deps: HttpDeps) {
-    this.d = deps;
+    this.deps = deps;
     this.server = createServer((req, res) => {
       this.dispatch(req, res).catch((err: unknown) => {
         deps.logger.error({ err, url: req.url }, 'HTTP handler failed');
@@ -97,14 +98,14 @@ export class HttpServer {
     }
     if (path === '/readyz') {
       if (!only('GET')) return;
-      const r = this.d.readiness();
-      send(res, r.ready ? 200 : 503, r.ready ? { status: 'ready' } : { status: 'not ready', reason: r.reason });
+      const readiness = this.deps.readiness();
+      send(res, readiness.ready ? 200 : 503, readiness.ready ? { status: 'ready' } : { status: 'not ready', reason: readiness.reason });
       return;
     }
     if (path === '/metrics') {
       if (!only('GET')) return;
-      const text = await this.d.metrics.registry.metrics();
-      res.writeHead(200, { 'content-type': this.d.metrics.registry.contentType });
+      const text = await this.deps.metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': this.deps.metrics.registry.contentType });
       res.end(text);
       return;
     }
@@ -122,8 +123,8 @@ export class HttpServer {
       const queue = decodeSegment(path.slice('/v1/queues/'.length));
       if (queue === undefined) return fail(res, 400, 'bad queue name in the path');
       try {
-        const d = await this.d.broker.depth(queue);
-        send(res, 200, { queue: d.queue, depth: d.depth, inflight: d.inflight });
+        const depth = await this.deps.broker.depth(queue);
+        send(res, 200, { queue: depth.queue, depth: depth.depth, inflight: depth.inflight });
       } catch (err) {
         this.brokerFailure(res, err, `queue "${queue}"`);
       }
@@ -131,14 +132,14 @@ export class HttpServer {
     }
     if (path === '/v1/routes') {
       if (!only('GET')) return;
-      const r = this.d.router;
+      const { router } = this.deps;
       send(res, 200, {
-        greenWeight: r.weight,
-        weightSource: r.weightOrigin,
-        blue: r.targets.blue ?? null,
-        green: r.targets.green ?? null,
-        routeKey: this.d.config.routeKey,
-        counts: { ...r.counts },
+        greenWeight: router.weight,
+        weightSource: router.weightOrigin,
+        blue: router.targets.blue ?? null,
+        green: router.targets.green ?? null,
+        routeKey: this.deps.config.routeKey,
+        counts: { ...router.counts },
       });
       return;
     }
@@ -154,7 +155,7 @@ export class HttpServer {
     // its results through its sidecar. Once the broker is closed, they answer 503.
     let payload: Buffer;
     try {
-      payload = await readBody(req, this.d.config.maxMessageBytes);
+      payload = await readBody(req, this.deps.config.maxMessageBytes);
     } catch (err) {
       if (err instanceof BodyTooLarge) {
         fail(res, 413, err.message, { connection: 'close' });
@@ -164,8 +165,8 @@ export class HttpServer {
       return fail(res, 400, `could not read the request body: ${(err as Error).message}`);
     }
     try {
-      const r = await publish({ payload, headers: req.headers, queue }, this.d);
-      send(res, 202, { id: r.id, queue: r.queue });
+      const published = await publish({ payload, headers: req.headers, queue }, this.deps);
+      send(res, 202, { id: published.id, queue: published.queue });
     } catch (err) {
       if (err instanceof PublishRefused) return fail(res, err.status, err.message);
       this.brokerFailure(res, err, queue !== undefined ? `queue "${queue}"` : 'publish');
@@ -175,21 +176,21 @@ export class HttpServer {
   private brokerFailure(res: ServerResponse, err: unknown, what: string): void {
     if (isBrokerError(err)) {
       const status = BROKER_STATUS[err.code];
-      if (status >= 500) this.d.logger.warn({ err }, `${what}: broker unavailable`);
+      if (status >= 500) this.deps.logger.warn({ err }, `${what}: broker unavailable`);
       return fail(res, status, err.message, status === 503 ? { 'retry-after': '1' } : {});
     }
-    this.d.logger.error({ err }, `${what}: unexpected broker error`);
+    this.deps.logger.error({ err }, `${what}: unexpected broker error`);
     fail(res, 503, `broker error: ${(err as Error).message}`, { 'retry-after': '1' });
   }
 
   private async setWeight(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const token = this.d.config.adminToken;
+    const token = this.deps.config.adminToken;
     if (token === undefined) return fail(res, 403, 'admin writes are disabled: set TURNOUT_ADMIN_TOKEN to enable them');
     const auth = req.headers.authorization ?? '';
     const given = /^Bearer\s+(.+)$/i.exec(auth)?.[1] ?? '';
-    const a = Buffer.from(given);
-    const b = Buffer.from(token);
-    if (a.length !== b.length || !timingSafeEqual(a, b)) {
+    const givenBytes = Buffer.from(given);
+    const tokenBytes = Buffer.from(token);
+    if (givenBytes.length !== tokenBytes.length || !timingSafeEqual(givenBytes, tokenBytes)) {
       return fail(res, 401, 'missing or wrong bearer token', { 'www-authenticate': 'Bearer realm="turnout"' });
     }
     let body: unknown;
@@ -199,11 +200,11 @@ export class HttpServer {
       return fail(res, 400, 'body must be JSON: {"weight": n} with n from 0 to 100');
     }
     const weight = (body as { weight?: unknown } | null)?.weight;
-    if (typeof weight !== 'number' || !(weight >= 0 && weight <= 100)) {
+    if (typeof weight !== 'number' || !isPercent(weight)) {
       return fail(res, 400, 'body must be JSON: {"weight": n} with n from 0 to 100');
     }
-    const previous = this.d.router.weight;
-    this.d.router.setWeight(weight, 'admin');
+    const previous = this.deps.router.weight;
+    this.deps.router.setWeight(weight, 'admin');
     send(res, 200, { greenWeight: weight, previous });
   }
 }

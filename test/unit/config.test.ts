@@ -104,6 +104,21 @@ describe('config: each option parser', () => {
     });
   }
 
+  test('every whole-number option accepts exactly the range its allowed text names', () => {
+    let checked = 0;
+    for (const name of Object.keys(schema) as OptionName[]) {
+      const range = /^(\d+)–(\d+)( (ms|s|bytes))?$/.exec(schema[name].allowed);
+      if (!range) continue;
+      checked++;
+      const [lo, hi] = [Number(range[1]), Number(range[2])];
+      assert.equal(parseOption(name, String(lo), 'test'), lo, name);
+      assert.equal(parseOption(name, String(hi), 'test'), hi, name);
+      assert.throws(() => parseOption(name, String(hi + 1), 'test'), ConfigError, name);
+      if (lo > 0) assert.throws(() => parseOption(name, String(lo - 1), 'test'), ConfigError, name);
+    }
+    assert.equal(checked, 12);
+  });
+
   test('the error message names the variable first and adds the allowed values once', () => {
     assertConfigError(() => viaEnv('maxAttempts', '0'), 'TURNOUT_MAX_ATTEMPTS', /^TURNOUT_MAX_ATTEMPTS="0" must be a whole number from 1 to 1000 \(allowed: 1–1000\)$/);
     // When the reason already lists what is allowed, it is not repeated.

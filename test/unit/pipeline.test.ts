@@ -10,10 +10,13 @@ import { BrokerError, type Message } from '../../adapters/broker.ts';
 import { MemoryBroker } from '../../adapters/memory.ts';
 import { loadConfig, type FlagValues } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
+import { AppDestination } from '../../src/app-destination.ts';
 import { AppClient } from '../../src/delivery.ts';
+import { retryPolicyOf } from '../../src/destination.ts';
 import { createLogger } from '../../src/log.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { Pipeline } from '../../src/pipeline.ts';
+import { RouteDestination } from '../../src/route-destination.ts';
 import { bucketOf, colorOf, Router } from '../../src/router.ts';
 import { parseTranslators, TranslatorSet } from '../../src/translators.ts';
 import { startApp, type Answer, type Delivery, type TestApp } from '../support/app.ts';
@@ -31,7 +34,7 @@ interface Harness {
   metrics: Metrics;
   pipeline: Pipeline;
   app: TestApp | undefined;
-  router: Router | undefined;
+  router: Router;
   /** Errors the broker saw from the handler (the pipeline must never throw). */
   handlerErrors: unknown[];
   /** Publishes to the source; returns the ids. */
@@ -73,24 +76,26 @@ async function harness(
   // The in-flight gauge reads the pipeline at scrape time; the pipeline is made below.
   let pipelineRef: Pipeline | undefined;
   const metrics = new Metrics(registry, { brokerUp: () => broker.isUp(), inflight: () => pipelineRef?.inflight ?? 0 }, { defaultMetrics: false });
-  const router = config.blue !== undefined || config.green !== undefined
-    ? new Router({
-      targets: { blue: config.blue, green: config.green },
-      routeKey: config.routeKey,
-      weight: config.greenWeight,
-      onRouted: (color) => metrics.routed.inc({ color }),
-    })
-    : undefined;
+  // As in turnout.ts: a router always exists; without TURNOUT_BLUE/GREEN it has no targets.
+  const router = new Router({
+    targets: { blue: config.blue, green: config.green },
+    routeKey: config.routeKey,
+    weight: config.greenWeight,
+    onRouted: (color) => metrics.routed.inc({ color }),
+  });
   const client = config.appUrl !== undefined ? new AppClient({ url: config.appUrl, timeoutMs: config.deliveryTimeout, connections: config.concurrency }) : undefined;
   const translators = options.translators !== undefined ? parseTranslators(options.translators, 'test-steps.yaml') : TranslatorSet.empty;
+  const logger = createLogger('silent');
+  const retry = retryPolicyOf(config);
   const pipeline = new Pipeline({
     config,
     broker,
     translators: () => translators,
-    app: client,
-    router: config.appUrl === undefined ? router : undefined,
+    destination: client !== undefined
+      ? new AppDestination({ app: client, retry, metrics, logger })
+      : new RouteDestination({ router, broker, retry }),
     metrics,
-    logger: createLogger('silent'),
+    logger,
   });
   pipelineRef = pipeline;
   cleanups.push(async () => {
@@ -260,7 +265,9 @@ describe('pipeline: pass, translate, defer', () => {
     const registry2 = new Registry();
     const metrics2 = new Metrics(registry2, { brokerUp: () => true, inflight: () => 0 }, { defaultMetrics: false });
     const config2 = loadConfig({ source: 'in', dlq: 'dlq', appUrl: app2.url, accept: '2' }, {}).config;
-    const p2 = new Pipeline({ config: config2, broker: old.broker, translators: () => TranslatorSet.empty, app: client2, router: undefined, metrics: metrics2, logger: createLogger('silent') });
+    const logger2 = createLogger('silent');
+    const destination2 = new AppDestination({ app: client2, retry: retryPolicyOf(config2), metrics: metrics2, logger: logger2 });
+    const p2 = new Pipeline({ config: config2, broker: old.broker, translators: () => TranslatorSet.empty, destination: destination2, metrics: metrics2, logger: logger2 });
     cleanups.push(async () => {
       await p2.drain(0);
       await client2.close();
@@ -493,14 +500,16 @@ describe('pipeline: green failures flow back to blue', () => {
       const blueApp = await startApp();
       const blueClient = new AppClient({ url: blueApp.url, timeoutMs: 5_000, connections: 2 });
       const blueRegistry = new Registry();
+      const blueConfig = loadConfig({ source: 'blue', dlq: 'blue.dlq', appUrl: blueApp.url, retryBackoff: '1' }, {}).config;
+      const blueMetrics = new Metrics(blueRegistry, { brokerUp: () => true, inflight: () => 0 }, { defaultMetrics: false });
+      const blueLogger = createLogger('silent');
       const blue = new Pipeline({
-        config: loadConfig({ source: 'blue', dlq: 'blue.dlq', appUrl: blueApp.url, retryBackoff: '1' }, {}).config,
+        config: blueConfig,
         broker: green.broker,
         translators: () => TranslatorSet.empty,
-        app: blueClient,
-        router: undefined,
-        metrics: new Metrics(blueRegistry, { brokerUp: () => true, inflight: () => 0 }, { defaultMetrics: false }),
-        logger: createLogger('silent'),
+        destination: new AppDestination({ app: blueClient, retry: retryPolicyOf(blueConfig), metrics: blueMetrics, logger: blueLogger }),
+        metrics: blueMetrics,
+        logger: blueLogger,
       });
       cleanups.push(async () => {
         await blue.drain(0);
