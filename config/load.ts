@@ -2,6 +2,7 @@
 // variables, variables over defaults. Every failure is a ConfigError that
 // names the variable (and the flag) and what is allowed.
 
+import { expandTarget } from '../lib/targets.ts';
 import { ConfigError } from './errors.ts';
 import { envName, parseOption, schema, type Config, type OptionName } from './schema.ts';
 
@@ -75,11 +76,6 @@ function distance(a: string, b: string): number {
     }
   }
   return row[b.length] ?? 0;
-}
-
-/** Expands {source} in a target template. */
-export function expandTarget(template: string, source: string): string {
-  return template.replaceAll('{source}', source);
 }
 
 /** Contradictory or incomplete combinations. */

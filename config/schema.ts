@@ -3,7 +3,8 @@
 // test) and the validation errors are all derived from this list.
 
 import { ConfigError } from './errors.ts';
-import { parseVersion } from '../src/version.ts';
+import type { RouteKey } from '../lib/route-key.ts';
+import { parseVersion } from '../lib/version.ts';
 
 export interface OptionSpec<T> {
   /** kebab-case flag name; the variable is TURNOUT_ + upper snake case. */
@@ -83,7 +84,6 @@ const broker = (raw: string): BrokerUrl => {
   return bad('must be memory, amqp://…, amqps://…, sqs or kafka://host:port[,host:port…]');
 };
 
-export type RouteKey = { kind: 'key' } | { kind: 'header'; name: string } | { kind: 'json'; path: string[] };
 
 const routeKey = (raw: string): RouteKey => {
   const v = raw.trim();

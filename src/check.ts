@@ -6,7 +6,7 @@ import { ConfigError } from '../config/errors.ts';
 import type { Config } from '../config/schema.ts';
 import { decide } from './gate.ts';
 import { loadTranslatorsFile, translate, TranslatorFileError, TranslatorSet, type Chain } from './translators.ts';
-import { parseVersion } from './version.ts';
+import { parseVersion } from '../lib/version.ts';
 
 export interface CheckOptions {
   sample?: string | undefined;

@@ -10,13 +10,13 @@
 import type { BrokerAdapter, Disposition, Message, Received, Subscription } from '../adapters/broker.ts';
 import { isBrokerError } from '../adapters/broker.ts';
 import type { Config } from '../config/schema.ts';
-import { expandTarget } from '../config/load.ts';
-import { MAX_BACKOFF_MS, backoffDelay, sleep } from './backoff.ts';
+import { expandTarget } from '../lib/targets.ts';
+import { MAX_BACKOFF_MS, backoffDelay, sleep } from '../lib/backoff.ts';
 import { DEFERRALS_HEADER, deadLetterMessage, type DeadLetterReason } from './deadletter.ts';
 import type { AppClient } from './delivery.ts';
 import { decide } from './gate.ts';
-import { headerValue, setHeader } from './headers.ts';
-import type { Logger } from './log.ts';
+import { headerValue, setHeader } from '../lib/headers.ts';
+import type { Logger } from '../lib/log.ts';
 import type { Metrics } from './metrics.ts';
 import type { Router } from './router.ts';
 import { Semaphore } from './semaphore.ts';

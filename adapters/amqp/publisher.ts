@@ -4,7 +4,7 @@
 // lost channel into unavailable.
 
 import type { ChannelModel, ConfirmChannel, Message as AmqpMessage } from 'amqplib';
-import type { Logger } from '../../src/log.ts';
+import type { Logger } from '../../lib/log.ts';
 import { BrokerError, type Message } from '../broker.ts';
 import { toPublishOptions } from './codec.ts';
 import { classify, maxSizeFrom } from './errors.ts';

@@ -5,7 +5,7 @@
 // being replaced stays open until its in-flight messages are settled.
 
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
-import type { Logger } from '../../src/log.ts';
+import type { Logger } from '../../lib/log.ts';
 import type { Disposition, Handler, Message, Received } from '../broker.ts';
 import { fromDelivery } from './codec.ts';
 import { delayQueueName, stripOwnDeath } from './delay.ts';

@@ -6,7 +6,7 @@ import { logLevel, type KafkaConfig, type LogEntry, type SASLOptions } from 'kaf
 import type { ConnectionOptions } from 'node:tls';
 import type { Config } from '../../config/schema.ts';
 import { ConfigError } from '../../config/errors.ts';
-import type { Logger } from '../../src/log.ts';
+import type { Logger } from '../../lib/log.ts';
 
 export interface KafkaSettings {
   client: KafkaConfig;

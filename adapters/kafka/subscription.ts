@@ -17,8 +17,8 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Consumer, EachBatchPayload, IMemberAssignment, Kafka } from 'kafkajs';
-import { backoffCeiling } from '../../src/backoff.ts';
-import type { Logger } from '../../src/log.ts';
+import { backoffCeiling } from '../../lib/backoff.ts';
+import type { Logger } from '../../lib/log.ts';
 import type { Disposition, Handler, Message, Received, Subscription } from '../broker.ts';
 import { classify, isRebalance } from './errors.ts';
 import { PartitionWork, partitionKey, type Rec } from './partition.ts';

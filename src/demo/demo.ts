@@ -14,9 +14,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import { MemoryBroker } from '../../adapters/memory.ts';
+import { MemoryBroker } from '../../adapters/memory/index.ts';
 import { loadConfig, type FlagValues } from '../../config/load.ts';
-import { createLogger } from '../log.ts';
+import { createLogger } from '../../lib/log.ts';
 import { Turnout } from '../turnout.ts';
 import { startBlueApp, startGreenApp, type DemoApp } from './apps.ts';
 

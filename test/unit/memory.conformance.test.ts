@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { MemoryBroker } from '../../adapters/memory.ts';
+import { MemoryBroker } from '../../adapters/memory/index.ts';
 import { conformance } from '../conformance/broker.conformance.ts';
 
 // Each embedded broker is its own world; queues made by newQueue() exist on all of them.

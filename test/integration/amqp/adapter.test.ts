@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import * as amqp from 'amqplib';
-import { AmqpBroker } from '../../../adapters/amqp.ts';
+import { AmqpBroker } from '../../../adapters/amqp/index.ts';
 import { delayQueueName } from '../../../adapters/amqp/delay.ts';
 import { BrokerError, type Disposition, type Message, type Received } from '../../../adapters/broker.ts';
 import { Tally } from '../../support/tally.ts';

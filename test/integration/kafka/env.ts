@@ -4,7 +4,7 @@
 import { loadConfig } from '../../../config/load.ts';
 import { createBroker } from '../../../adapters/index.ts';
 import type { BrokerAdapter } from '../../../adapters/broker.ts';
-import { createLogger } from '../../../src/log.ts';
+import { createLogger } from '../../../lib/log.ts';
 import type { MockCluster } from './cluster.ts';
 
 /** Session timeout for tests: the mock holds a rebalance for session timeout − 1 s. */

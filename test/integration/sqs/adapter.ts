@@ -2,8 +2,8 @@
 // the CLI does (TURNOUT_* variables through config/load.ts).
 
 import { loadConfig } from '../../../config/load.ts';
-import { create, type SqsBroker, type SqsOptions } from '../../../adapters/sqs.ts';
-import { createLogger } from '../../../src/log.ts';
+import { create, type SqsBroker, type SqsOptions } from '../../../adapters/sqs/index.ts';
+import { createLogger } from '../../../lib/log.ts';
 
 export const testLogger = createLogger(process.env.TURNOUT_TEST_LOG_LEVEL ?? 'silent');
 

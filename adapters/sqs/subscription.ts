@@ -17,8 +17,8 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ReceiveMessageCommand, type Message as SqsMessage, type SQSClient } from '@aws-sdk/client-sqs';
-import { backoffDelay } from '../../src/backoff.ts';
-import type { Logger } from '../../src/log.ts';
+import { backoffDelay } from '../../lib/backoff.ts';
+import type { Logger } from '../../lib/log.ts';
 import type { Disposition, Handler, Message, Received, Subscription } from '../broker.ts';
 import type { Batcher } from './batcher.ts';
 import { decode } from './codec.ts';

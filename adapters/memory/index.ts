@@ -13,7 +13,7 @@ import {
   type QueueDepth,
   type Received,
   type Subscription,
-} from './broker.ts';
+} from '../broker.ts';
 
 interface Item {
   message: Message;

@@ -8,8 +8,8 @@
 // dead-letter mechanism of its own, so TURNOUT_DLQ is required (config/load.ts).
 
 import { Kafka, Partitioners, type Admin, type Producer } from 'kafkajs';
-import { expandTarget } from '../config/load.ts';
-import type { Logger } from '../src/log.ts';
+import { expandTarget } from '../../lib/targets.ts';
+import type { Logger } from '../../lib/log.ts';
 import {
   BrokerError,
   type BrokerAdapter,
@@ -18,12 +18,12 @@ import {
   type Message,
   type QueueDepth,
   type Subscription,
-} from './broker.ts';
-import type { AdapterContext } from './index.ts';
-import { kafkaSettings, type KafkaSettings } from './kafka/client.ts';
-import { classify, codeOf } from './kafka/errors.ts';
-import { toRecord } from './kafka/records.ts';
-import { KafkaSubscription } from './kafka/subscription.ts';
+} from '../broker.ts';
+import type { AdapterContext } from '../index.ts';
+import { kafkaSettings, type KafkaSettings } from './client.ts';
+import { classify, codeOf } from './errors.ts';
+import { toRecord } from './records.ts';
+import { KafkaSubscription } from './subscription.ts';
 
 /** How often reachability is checked while nothing else talks to the broker (drives isUp). */
 const PROBE_MS = 10_000;

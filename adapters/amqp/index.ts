@@ -9,8 +9,8 @@
 import { hostname } from 'node:os';
 import * as amqp from 'amqplib';
 import type { ChannelModel } from 'amqplib';
-import { backoffCeiling } from '../src/backoff.ts';
-import type { Logger } from '../src/log.ts';
+import { backoffCeiling } from '../../lib/backoff.ts';
+import type { Logger } from '../../lib/log.ts';
 import {
   BrokerError,
   type BrokerAdapter,
@@ -19,13 +19,13 @@ import {
   type Message,
   type QueueDepth,
   type Subscription,
-} from './broker.ts';
-import type { AdapterContext } from './index.ts';
-import { delayQueueArguments, delayQueueName } from './amqp/delay.ts';
-import { classify, redact } from './amqp/errors.ts';
-import { ManagementClient, managementTarget } from './amqp/management.ts';
-import { Publisher, type BrokerLimits } from './amqp/publisher.ts';
-import { AmqpSubscription } from './amqp/subscription.ts';
+} from '../broker.ts';
+import type { AdapterContext } from '../index.ts';
+import { delayQueueArguments, delayQueueName } from './delay.ts';
+import { classify, redact } from './errors.ts';
+import { ManagementClient, managementTarget } from './management.ts';
+import { Publisher, type BrokerLimits } from './publisher.ts';
+import { AmqpSubscription } from './subscription.ts';
 
 export interface AmqpOptions {
   url: string;

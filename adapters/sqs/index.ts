@@ -14,8 +14,8 @@ import {
   GetQueueAttributesCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
-import { expandTarget } from '../config/load.ts';
-import type { Logger } from '../src/log.ts';
+import { expandTarget } from '../../lib/targets.ts';
+import type { Logger } from '../../lib/log.ts';
 import {
   BrokerError,
   type BrokerAdapter,
@@ -24,19 +24,19 @@ import {
   type Message,
   type QueueDepth,
   type Subscription,
-} from './broker.ts';
-import type { AdapterContext } from './index.ts';
-import { Batcher } from './sqs/batcher.ts';
-import { encode } from './sqs/codec.ts';
-import { Consumer, type Resend, type VisibilityEntry } from './sqs/consumer.ts';
-import { classify } from './sqs/errors.ts';
-import { dedupIdOf, groupIdOf } from './sqs/fifo.ts';
-import { resolveOptions, type SqsOptions } from './sqs/options.ts';
-import { Publisher } from './sqs/publisher.ts';
-import { Queues, type QueueInfo } from './sqs/queues.ts';
-import { RejectMemory } from './sqs/reject-memory.ts';
+} from '../broker.ts';
+import type { AdapterContext } from '../index.ts';
+import { Batcher } from './batcher.ts';
+import { encode } from './codec.ts';
+import { Consumer, type Resend, type VisibilityEntry } from './subscription.ts';
+import { classify } from './errors.ts';
+import { dedupIdOf, groupIdOf } from './fifo.ts';
+import { resolveOptions, type SqsOptions } from './options.ts';
+import { Publisher } from './publisher.ts';
+import { Queues, type QueueInfo } from './queues.ts';
+import { RejectMemory } from './reject-memory.ts';
 
-export type { SqsOptions } from './sqs/options.ts';
+export type { SqsOptions } from './options.ts';
 
 export function create(ctx: AdapterContext, options: Partial<SqsOptions> = {}): SqsBroker {
   return new SqsBroker(ctx, options);
