@@ -226,7 +226,7 @@ export class Pipeline {
     const { config, metrics, logger, broker } = this.d;
     const log = { id: m.id, source: m.source, reason, error, attempts };
     if (config.dlq === undefined) {
-      if (broker.nativeDeadLetter) {
+      if (broker.capabilities.nativeDeadLetter) {
         metrics.deadLettered.inc({ source: m.source, reason });
         logger.warn(log, 'dead-lettered to the broker\'s own dead-letter mechanism');
         return { kind: 'reject', reason };

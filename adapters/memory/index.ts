@@ -5,144 +5,19 @@
 
 import {
   BrokerError,
+  type AdapterContext,
   type BrokerAdapter,
   type ConsumeOptions,
-  type Disposition,
   type Handler,
   type Message,
   type QueueDepth,
-  type Received,
   type Subscription,
 } from '../broker.ts';
+import { capabilities } from './capabilities.ts';
+import { MemoryQueue } from './queue.ts';
 
-interface Item {
-  message: Message;
-  redelivered: boolean;
-}
-
-interface Consumer {
-  handler: Handler;
-  prefetch: number;
-  active: number;
-  stopped: boolean;
-}
-
-/** FIFO with O(1) shift; compacts when the dead head grows. */
-class Fifo<T> {
-  private items: T[] = [];
-  private head = 0;
-  get length(): number {
-    return this.items.length - this.head;
-  }
-  push(item: T): void {
-    this.items.push(item);
-  }
-  unshift(item: T): void {
-    if (this.head > 0) this.items[--this.head] = item;
-    else this.items.unshift(item);
-  }
-  shift(): T | undefined {
-    if (this.head >= this.items.length) return undefined;
-    const item = this.items[this.head];
-    this.items[this.head++] = undefined as T;
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return item;
-  }
-}
-
-class MemoryQueue {
-  readonly ready = new Fifo<Item>();
-  inflight = 0;
-  readonly delayed = new Map<NodeJS.Timeout, Item>();
-  readonly consumers: Consumer[] = [];
-  private next = 0;
-
-  readonly name: string;
-  private readonly onError: (err: unknown) => void;
-  constructor(name: string, onError: (err: unknown) => void) {
-    this.name = name;
-    this.onError = onError;
-  }
-
-  /** Hands ready messages to consumers with room, round-robin. */
-  pump(): void {
-    while (this.ready.length > 0) {
-      const consumer = this.pickConsumer();
-      if (!consumer) return;
-      const item = this.ready.shift() as Item;
-      this.dispatch(consumer, item);
-    }
-  }
-
-  private pickConsumer(): Consumer | undefined {
-    const n = this.consumers.length;
-    for (let i = 0; i < n; i++) {
-      const c = this.consumers[(this.next + i) % n];
-      if (c && !c.stopped && c.active < c.prefetch) {
-        this.next = (this.next + i + 1) % n;
-        return c;
-      }
-    }
-    return undefined;
-  }
-
-  private dispatch(consumer: Consumer, item: Item): void {
-    consumer.active++;
-    this.inflight++;
-    const received: Received = {
-      ...item.message,
-      headers: { ...item.message.headers },
-      source: this.name,
-      redelivered: item.redelivered,
-    };
-    let settled: Promise<Disposition>;
-    try {
-      settled = consumer.handler(received);
-    } catch (err) {
-      settled = Promise.reject(err);
-    }
-    settled.then(
-      (d) => this.settle(consumer, item, d),
-      (err: unknown) => {
-        // A handler must always decide; if it threw, keep the message.
-        this.onError(err);
-        this.settle(consumer, item, { kind: 'release' });
-      },
-    );
-  }
-
-  private settle(consumer: Consumer, item: Item, d: Disposition): void {
-    consumer.active--;
-    this.inflight--;
-    switch (d.kind) {
-      case 'ack':
-        break;
-      case 'defer':
-        this.delay({ message: { ...item.message, headers: d.headers }, redelivered: false }, d.delayMs);
-        break;
-      case 'reject':
-        // nativeDeadLetter is false: the pipeline never asks. Keep the message rather than drop it.
-        this.onError(new Error(`embedded broker has no dead-letter mechanism; message ${item.message.id} kept in ${this.name}`));
-        this.ready.unshift({ message: item.message, redelivered: true });
-        break;
-      case 'release':
-        this.ready.unshift({ message: item.message, redelivered: true });
-        break;
-    }
-    this.pump();
-  }
-
-  delay(item: Item, ms: number): void {
-    const timer = setTimeout(() => {
-      this.delayed.delete(timer);
-      this.ready.push(item);
-      this.pump();
-    }, ms);
-    this.delayed.set(timer, item);
-  }
+export function create(ctx: AdapterContext): MemoryBroker {
+  return new MemoryBroker({ onError: (err) => ctx.logger.error({ err }, 'embedded broker error') });
 }
 
 export interface MemoryBrokerOptions {
@@ -154,7 +29,7 @@ export interface MemoryBrokerOptions {
 
 export class MemoryBroker implements BrokerAdapter {
   readonly kind = 'memory';
-  readonly nativeDeadLetter = false;
+  readonly capabilities = capabilities;
   private readonly queues = new Map<string, MemoryQueue>();
   private up = false;
   private readonly autoCreate: boolean;
@@ -196,17 +71,7 @@ export class MemoryBroker implements BrokerAdapter {
   }
 
   async consume(source: string, handler: Handler, options: ConsumeOptions): Promise<Subscription> {
-    const q = this.queue(source);
-    const consumer: Consumer = { handler, prefetch: Math.max(1, options.prefetch), active: 0, stopped: false };
-    q.consumers.push(consumer);
-    queueMicrotask(() => q.pump());
-    return {
-      stop: async () => {
-        consumer.stopped = true;
-        const i = q.consumers.indexOf(consumer);
-        if (i >= 0) q.consumers.splice(i, 1);
-      },
-    };
+    return this.queue(source).subscribe(handler, options.prefetch);
   }
 
   async publish(queue: string, message: Message): Promise<void> {
@@ -240,14 +105,6 @@ export class MemoryBroker implements BrokerAdapter {
 
   async close(): Promise<void> {
     this.up = false;
-    for (const q of this.queues.values()) {
-      for (const c of q.consumers) c.stopped = true;
-      q.consumers.length = 0;
-      for (const [timer, item] of q.delayed) {
-        clearTimeout(timer);
-        q.ready.push(item);
-      }
-      q.delayed.clear();
-    }
+    for (const q of this.queues.values()) q.close();
   }
 }

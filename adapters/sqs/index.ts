@@ -3,9 +3,10 @@
 // AWS_PROFILE, AWS_ACCESS_KEY_ID…, web identity, instance roles,
 // AWS_ENDPOINT_URL_SQS); turnout adds no AWS settings of its own.
 //
-// The pieces live in adapters/sqs/: codec (message <-> body + attributes),
+// The pieces live beside this file: codec (message <-> body + attributes),
 // queues (name/URL lookup), publisher (SendMessage/SendMessageBatch),
-// consumer (receive loop, leases, dispositions), errors (classification).
+// subscription (receive loop, leases, dispositions; fifo-groups for FIFO
+// order), options (from the configuration), errors (classification).
 
 import { randomUUID } from 'node:crypto';
 import {
@@ -18,6 +19,7 @@ import { expandTarget } from '../../lib/targets.ts';
 import type { Logger } from '../../lib/log.ts';
 import {
   BrokerError,
+  type AdapterContext,
   type BrokerAdapter,
   type ConsumeOptions,
   type Handler,
@@ -25,27 +27,26 @@ import {
   type QueueDepth,
   type Subscription,
 } from '../broker.ts';
-import type { AdapterContext } from '../index.ts';
 import { Batcher } from './batcher.ts';
 import { encode } from './codec.ts';
-import { Consumer, type Resend, type VisibilityEntry } from './subscription.ts';
+import { capabilities } from './capabilities.ts';
+import { SqsSubscription, type Resend, type VisibilityEntry } from './subscription.ts';
 import { classify } from './errors.ts';
 import { dedupIdOf, groupIdOf } from './fifo.ts';
-import { resolveOptions, type SqsOptions } from './options.ts';
+import { resolveOptions, sqsOptions, type SqsOptions } from './options.ts';
 import { Publisher } from './publisher.ts';
 import { Queues, type QueueInfo } from './queues.ts';
 import { RejectMemory } from './reject-memory.ts';
 
 export type { SqsOptions } from './options.ts';
 
-export function create(ctx: AdapterContext, options: Partial<SqsOptions> = {}): SqsBroker {
-  return new SqsBroker(ctx, options);
+export function create(ctx: AdapterContext): SqsBroker {
+  return new SqsBroker(ctx);
 }
 
 export class SqsBroker implements BrokerAdapter {
   readonly kind = 'sqs';
-  /** A rejected message goes back to SQS, whose RedrivePolicy moves it to the queue's DLQ after maxReceiveCount receives. */
-  readonly nativeDeadLetter = true;
+  readonly capabilities = capabilities;
 
   private readonly ctx: AdapterContext;
   private readonly logger: Logger;
@@ -56,16 +57,17 @@ export class SqsBroker implements BrokerAdapter {
   private readonly deletes: Batcher<string>;
   private readonly visibility: Batcher<VisibilityEntry>;
   private readonly rejected: RejectMemory;
-  private readonly consumers = new Set<Consumer>();
+  private readonly subscriptions = new Set<SqsSubscription>();
   private connected = false;
   private closed = false;
   private healthy = true;
   private probeTimer: NodeJS.Timeout | undefined;
 
-  constructor(ctx: AdapterContext, options: Partial<SqsOptions> = {}) {
+  /** `overrides`: internal tunables a test shortens; the rest comes from the configuration. */
+  constructor(ctx: AdapterContext, overrides: Partial<SqsOptions> = {}) {
     this.ctx = ctx;
     this.logger = ctx.logger;
-    this.options = resolveOptions(options);
+    this.options = resolveOptions(sqsOptions(ctx.config), overrides);
     const emulator = Boolean(process.env.AWS_ENDPOINT_URL_SQS || process.env.AWS_ENDPOINT_URL);
     this.client = new SQSClient({
       useQueueUrlAsEndpoint: this.options.useQueueUrlAsEndpoint ?? !emulator,
@@ -111,18 +113,18 @@ export class SqsBroker implements BrokerAdapter {
 
   /** Every queue the configuration names, with the variable that names it. */
   private configuredQueues(): [string, string][] {
-    const c = this.ctx.config;
-    const sources = c.source ?? [];
+    const config = this.ctx.config;
+    const sources = config.source ?? [];
     const out = new Map<string, string>();
-    for (const s of sources) out.set(s, 'TURNOUT_SOURCE');
-    for (const [variable, template] of [['TURNOUT_BLUE', c.blue], ['TURNOUT_GREEN', c.green], ['TURNOUT_DLQ', c.dlq]] as const) {
+    for (const source of sources) out.set(source, 'TURNOUT_SOURCE');
+    for (const [variable, template] of [['TURNOUT_BLUE', config.blue], ['TURNOUT_GREEN', config.green], ['TURNOUT_DLQ', config.dlq]] as const) {
       if (template === undefined) continue;
       if (!template.includes('{source}')) {
         if (!out.has(template)) out.set(template, variable);
         continue;
       }
-      for (const s of sources) {
-        const name = expandTarget(template, s);
+      for (const source of sources) {
+        const name = expandTarget(template, source);
         if (!out.has(name)) out.set(name, variable);
       }
     }
@@ -141,7 +143,7 @@ export class SqsBroker implements BrokerAdapter {
     this.assertOpen();
     const queue = await this.queues.get(source);
     this.describe(queue);
-    const consumer = new Consumer({
+    const subscription = new SqsSubscription({
       client: this.client,
       queue,
       source,
@@ -155,9 +157,9 @@ export class SqsBroker implements BrokerAdapter {
       rejected: this.rejected,
       onHealth: (ok) => this.markHealth(ok),
     });
-    this.consumers.add(consumer);
-    consumer.start();
-    return { stop: () => consumer.stop() };
+    this.subscriptions.add(subscription);
+    subscription.start();
+    return subscription;
   }
 
   /** Says at start what happens to refused messages on this queue. */
@@ -263,13 +265,13 @@ export class SqsBroker implements BrokerAdapter {
           AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
         }),
       );
-      const a: Record<string, string | undefined> = out.Attributes ?? {};
-      const n = (k: string): number => Number(a[k] ?? '0') || 0;
+      const attributes: Record<string, string | undefined> = out.Attributes ?? {};
+      const count = (name: string): number => Number(attributes[name] ?? '0') || 0;
       // Delayed messages (deferrals) are waiting too; NotVisible ones are handed out and not yet deleted.
       return {
         queue,
-        depth: n('ApproximateNumberOfMessages') + n('ApproximateNumberOfMessagesDelayed'),
-        inflight: n('ApproximateNumberOfMessagesNotVisible'),
+        depth: count('ApproximateNumberOfMessages') + count('ApproximateNumberOfMessagesDelayed'),
+        inflight: count('ApproximateNumberOfMessagesNotVisible'),
       };
     } catch (err) {
       const e = classify(err, `reading the depth of queue "${queue}"`);
@@ -282,8 +284,8 @@ export class SqsBroker implements BrokerAdapter {
     if (this.closed) return;
     this.closed = true;
     if (this.probeTimer !== undefined) clearInterval(this.probeTimer);
-    await Promise.allSettled([...this.consumers].map((c) => c.close()));
-    this.consumers.clear();
+    await Promise.allSettled([...this.subscriptions].map((subscription) => subscription.close()));
+    this.subscriptions.clear();
     await Promise.allSettled([this.deletes.flushAll(), this.visibility.flushAll()]);
     this.client.destroy();
   }
