@@ -70,6 +70,7 @@ export class SqsBroker implements BrokerAdapter {
     this.options = resolveOptions(sqsOptions(ctx.config), overrides);
     const emulator = Boolean(process.env.AWS_ENDPOINT_URL_SQS || process.env.AWS_ENDPOINT_URL);
     this.client = new SQSClient({
+      ...(this.options.endpoint !== undefined ? { endpoint: this.options.endpoint } : {}),
       useQueueUrlAsEndpoint: this.options.useQueueUrlAsEndpoint ?? !emulator,
       // A long poll answers within WaitTimeSeconds; a request silent far longer than that is a dead connection.
       requestHandler: { requestTimeout: (this.options.waitTimeSeconds + 30) * 1000, connectionTimeout: 10_000 },

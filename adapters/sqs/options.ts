@@ -37,6 +37,12 @@ export interface SqsOptions {
    * client at an emulator whose queue URLs name hosts that may not resolve.
    */
   useQueueUrlAsEndpoint: boolean | undefined;
+  /**
+   * The SQS endpoint for this adapter only. Undefined: the SDK's own
+   * (AWS_ENDPOINT_URL_SQS, else the region's). Tests route one adapter
+   * through a loopback proxy with it.
+   */
+  endpoint: string | undefined;
 }
 
 /** The options turnout's configuration sets. */
@@ -51,6 +57,7 @@ export const defaultSqsOptions: Omit<SqsOptions, keyof Configured> = {
   batchLingerMs: 5,
   rejectMemory: 10_000,
   useQueueUrlAsEndpoint: undefined,
+  endpoint: undefined,
 };
 
 /** TURNOUT_SQS_WAIT_TIME and TURNOUT_SQS_VISIBILITY_EXTENSION. */
