@@ -8,7 +8,7 @@
 #                       load dist/ as ES modules)
 #   /app/node_modules   production dependencies only (npm ci --omit=dev)
 #   /app/dist           the compiled JavaScript (npm run build: adapters,
-#                       config, src)
+#                       config, lib, src)
 # No TypeScript, no tests, no sources, no npm cache.
 #
 # scripts/build-bundle.sh replays this file without Docker (it reads it: the
@@ -27,6 +27,7 @@ RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY adapters ./adapters
 COPY config ./config
+COPY lib ./lib
 COPY src ./src
 RUN npm run build
 

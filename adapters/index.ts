@@ -1,32 +1,19 @@
 // Picks the adapter for TURNOUT_BROKER. Each broker's client library is only
-// loaded when that broker is configured.
+// loaded when that broker is configured; every adapter module has the same
+// create(ctx), which maps its own options from the configuration.
 
-import type { Config } from '../config/schema.ts';
-import type { Logger } from '../src/log.ts';
-import type { BrokerAdapter } from './broker.ts';
-import { MemoryBroker } from './memory.ts';
+import type { BrokerUrl } from '../config/schema.ts';
+import type { AdapterContext, BrokerAdapter } from './broker.ts';
 
-export interface AdapterContext {
-  config: Config;
-  logger: Logger;
-}
+type AdapterModule = { create(ctx: AdapterContext): BrokerAdapter };
+
+const modules: Record<BrokerUrl['kind'], () => Promise<AdapterModule>> = {
+  memory: () => import('./memory/index.ts'),
+  amqp: () => import('./amqp/index.ts'),
+  sqs: () => import('./sqs/index.ts'),
+  kafka: () => import('./kafka/index.ts'),
+};
 
 export async function createBroker(ctx: AdapterContext): Promise<BrokerAdapter> {
-  const b = ctx.config.broker;
-  switch (b.kind) {
-    case 'memory':
-      return new MemoryBroker({ onError: (err) => ctx.logger.error({ err }, 'embedded broker error') });
-    case 'amqp':
-      return (await import('./amqp.ts')).create(ctx);
-    case 'sqs':
-      return (await import('./sqs.ts')).create(ctx, {
-        waitTimeSeconds: ctx.config.sqsWaitTime,
-        ...(ctx.config.sqsVisibilityExtension !== undefined ? { visibilityExtensionSeconds: ctx.config.sqsVisibilityExtension } : {}),
-      });
-    case 'kafka':
-      return (await import('./kafka.ts')).create(ctx);
-    default:
-      // Every broker kind has a case; this only runs on a config the schema never produces.
-      throw new Error(`broker ${(b as { kind: string }).kind} is not implemented`);
-  }
+  return (await modules[ctx.config.broker.kind]()).create(ctx);
 }

@@ -2,6 +2,9 @@
 // variables, variables over defaults. Every failure is a ConfigError that
 // names the variable (and the flag) and what is allowed.
 
+import { readFileSync } from 'node:fs';
+import { capabilitiesOf } from '../adapters/capabilities.ts';
+import { expandTarget } from '../lib/targets.ts';
 import { ConfigError } from './errors.ts';
 import { envName, parseOption, schema, type Config, type OptionName } from './schema.ts';
 
@@ -77,11 +80,6 @@ function distance(a: string, b: string): number {
   return row[b.length] ?? 0;
 }
 
-/** Expands {source} in a target template. */
-export function expandTarget(template: string, source: string): string {
-  return template.replaceAll('{source}', source);
-}
-
 /** Contradictory or incomplete combinations. */
 function crossCheck(c: Config): void {
   const sources = c.source ?? [];
@@ -92,9 +90,9 @@ function crossCheck(c: Config): void {
       'TURNOUT_SOURCE',
     );
   }
-  if (sources.length > 0 && c.dlq === undefined && (c.broker.kind === 'kafka' || c.broker.kind === 'memory')) {
-    const why = c.broker.kind === 'kafka' ? 'Kafka has no dead-letter mechanism of its own' : 'the embedded broker has no dead-letter mechanism of its own';
-    throw new ConfigError(`TURNOUT_DLQ is required with TURNOUT_BROKER=${c.broker.kind === 'kafka' ? 'kafka://…' : 'memory'}: ${why}`, 'TURNOUT_DLQ');
+  const broker = capabilitiesOf(c.broker.kind);
+  if (sources.length > 0 && c.dlq === undefined && !broker.nativeDeadLetter) {
+    throw new ConfigError(`TURNOUT_DLQ is required with TURNOUT_BROKER=${broker.setting}: ${broker.name} has no dead-letter mechanism of its own`, 'TURNOUT_DLQ');
   }
   for (const source of sources) {
     if (c.dlq !== undefined && expandTarget(c.dlq, source) === source) {
@@ -111,4 +109,45 @@ function crossCheck(c: Config): void {
   if (c.blue !== undefined && c.green !== undefined && c.blue === c.green) {
     throw new ConfigError('TURNOUT_BLUE and TURNOUT_GREEN name the same target', 'TURNOUT_GREEN');
   }
+  if (c.broker.kind === 'kafka') kafkaCrossCheck(c);
+}
+
+/** The Kafka settings that only make sense together (adapters/kafka/options.ts relies on them). */
+function kafkaCrossCheck(c: Config): void {
+  const sources = c.source ?? [];
+  if (sources.length > 1 && !c.kafkaDeferTopic.includes('{source}')) {
+    throw new ConfigError(
+      `TURNOUT_KAFKA_DEFER_TOPIC=${c.kafkaDeferTopic} would be shared by ${sources.length} sources; include {source}`,
+      'TURNOUT_KAFKA_DEFER_TOPIC',
+    );
+  }
+  for (const source of sources) {
+    if (expandTarget(c.kafkaDeferTopic, source) === source) {
+      throw new ConfigError(`TURNOUT_KAFKA_DEFER_TOPIC expands to the source "${source}" itself`, 'TURNOUT_KAFKA_DEFER_TOPIC');
+    }
+  }
+  if ((c.kafkaTlsCertFile === undefined) !== (c.kafkaTlsKeyFile === undefined)) {
+    const missing = c.kafkaTlsCertFile === undefined ? 'TURNOUT_KAFKA_TLS_CERT_FILE' : 'TURNOUT_KAFKA_TLS_KEY_FILE';
+    throw new ConfigError(`mutual TLS needs both TURNOUT_KAFKA_TLS_CERT_FILE and TURNOUT_KAFKA_TLS_KEY_FILE; ${missing} is not set`, missing);
+  }
+  for (const [variable, path] of [
+    ['TURNOUT_KAFKA_TLS_CA_FILE', c.kafkaTlsCaFile],
+    ['TURNOUT_KAFKA_TLS_CERT_FILE', c.kafkaTlsCertFile],
+    ['TURNOUT_KAFKA_TLS_KEY_FILE', c.kafkaTlsKeyFile],
+  ] as const) {
+    if (path === undefined) continue;
+    try {
+      readFileSync(path);
+    } catch (err) {
+      throw new ConfigError(`${variable}=${path} cannot be read: ${(err as Error).message}`, variable);
+    }
+  }
+  if (c.kafkaSaslMechanism === undefined) {
+    if (c.kafkaUsername !== undefined || c.kafkaPassword !== undefined) {
+      throw new ConfigError('TURNOUT_KAFKA_USERNAME/PASSWORD are set but TURNOUT_KAFKA_SASL_MECHANISM is not (plain, scram-sha-256 or scram-sha-512)', 'TURNOUT_KAFKA_SASL_MECHANISM');
+    }
+    return;
+  }
+  if (c.kafkaUsername === undefined) throw new ConfigError(`TURNOUT_KAFKA_SASL_MECHANISM=${c.kafkaSaslMechanism} needs TURNOUT_KAFKA_USERNAME`, 'TURNOUT_KAFKA_USERNAME');
+  if (c.kafkaPassword === undefined) throw new ConfigError(`TURNOUT_KAFKA_SASL_MECHANISM=${c.kafkaSaslMechanism} needs TURNOUT_KAFKA_PASSWORD`, 'TURNOUT_KAFKA_PASSWORD');
 }

@@ -4,7 +4,8 @@
 
 import { ConfigError } from './errors.ts';
 import { parsePercent, PERCENT_ALLOWED } from './percent.ts';
-import { parseVersion } from '../src/version.ts';
+import type { RouteKey } from '../lib/route-key.ts';
+import { parseVersion } from '../lib/version.ts';
 
 export interface OptionSpec<T> {
   /** kebab-case flag name; the variable is TURNOUT_ + upper snake case. */
@@ -85,7 +86,6 @@ const broker = (raw: string): BrokerUrl => {
   return bad('must be memory, amqp://…, amqps://…, sqs or kafka://host:port[,host:port…]');
 };
 
-export type RouteKey = { kind: 'key' } | { kind: 'header'; name: string } | { kind: 'json'; path: string[] };
 
 const routeKey = (raw: string): RouteKey => {
   const v = raw.trim();
@@ -133,7 +133,7 @@ const url = (raw: string): string => {
   return v;
 };
 
-// --- Kafka client settings (the Kafka adapter maps them onto its client) ---
+// --- Kafka client settings (adapters/kafka/options.ts reads them) ---
 const bool = (raw: string): boolean => {
   const v = raw.trim().toLowerCase();
   if (['true', '1', 'yes', 'on'].includes(v)) return true;

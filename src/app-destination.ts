@@ -5,10 +5,10 @@
 // while draining, a failure hands the message back instead.
 
 import type { Message, Received } from '../adapters/broker.ts';
-import { MAX_BACKOFF_MS, backoffDelay, sleep } from './backoff.ts';
+import { MAX_BACKOFF_MS, backoffDelay, sleep } from '../lib/backoff.ts';
 import type { AppClient } from './delivery.ts';
 import type { Destination, RetryPolicy, SendContext, Verdict } from './destination.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../lib/log.ts';
 import type { Metrics } from './metrics.ts';
 
 export class AppDestination implements Destination {

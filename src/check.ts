@@ -7,7 +7,7 @@ import type { Config } from '../config/schema.ts';
 import { decide } from './gate.ts';
 import { loadTranslators } from './reload.ts';
 import { translate, TranslatorSet, type Chain } from './translators.ts';
-import { parseVersion } from './version.ts';
+import { parseVersion } from '../lib/version.ts';
 
 export interface CheckOptions {
   sample?: string | undefined;

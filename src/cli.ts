@@ -8,7 +8,7 @@ import { ConfigError } from '../config/errors.ts';
 import { loadConfig, type FlagValues } from '../config/load.ts';
 import { envName, schema, type OptionName } from '../config/schema.ts';
 import { runCheck } from './check.ts';
-import { createLogger, logProcessWarnings } from './log.ts';
+import { createLogger, logProcessWarnings } from '../lib/log.ts';
 import { installShutdown } from './shutdown.ts';
 import { Turnout } from './turnout.ts';
 

@@ -2,7 +2,7 @@
 // payload and version, never a translated copy) with the reason headers.
 
 import type { Message, Received } from '../adapters/broker.ts';
-import { deleteHeader, setHeader } from './headers.ts';
+import { deleteHeader, setHeader } from '../lib/headers.ts';
 
 export type DeadLetterReason = 'max-attempts' | 'rejected' | 'unsupported-version' | 'translate-error' | 'too-large';
 

@@ -2,8 +2,8 @@
 // chain to a version the app accepts, or defer it for a consumer that can.
 
 import type { Chain, TranslatorSet } from './translators.ts';
-import { headerValue } from './headers.ts';
-import { parseVersion } from './version.ts';
+import { headerValue } from '../lib/headers.ts';
+import { parseVersion } from '../lib/version.ts';
 
 export type GateDecision =
   | { kind: 'pass'; version: number }

@@ -15,14 +15,14 @@
 
 import type { BrokerAdapter, Disposition, Message, Received, Subscription } from '../adapters/broker.ts';
 import type { Config } from '../config/schema.ts';
-import { expandTarget } from '../config/load.ts';
-import { backoffDelay, sleep } from './backoff.ts';
+import { expandTarget } from '../lib/targets.ts';
+import { backoffDelay, sleep } from '../lib/backoff.ts';
 import { DEFERRALS_HEADER, deadLetterMessage, type DeadLetterReason } from './deadletter.ts';
 import type { Destination, SendContext, Verdict } from './destination.ts';
 import { decide } from './gate.ts';
-import { headerValue, setHeader } from './headers.ts';
+import { headerValue, setHeader } from '../lib/headers.ts';
 import { InFlight } from './inflight.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../lib/log.ts';
 import type { Metrics } from './metrics.ts';
 import { translate, TranslateError, type TranslatorSet } from './translators.ts';
 
@@ -184,7 +184,7 @@ export class Pipeline {
     const { config, metrics, logger, broker } = this;
     const log = { id: m.id, source: m.source, reason, error, attempts };
     if (config.dlq === undefined) {
-      if (broker.nativeDeadLetter) {
+      if (broker.capabilities.nativeDeadLetter) {
         metrics.deadLettered.inc({ source: m.source, reason });
         logger.warn(log, 'dead-lettered to the broker\'s own dead-letter mechanism');
         return { kind: 'reject', reason };

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { BrokerAdapter, Message } from '../adapters/broker.ts';
 import type { Config } from '../config/schema.ts';
-import { headerValue, setHeader } from './headers.ts';
+import { headerValue, setHeader } from '../lib/headers.ts';
 import type { Color, Router } from './router.ts';
 
 export class PublishRefused extends Error {

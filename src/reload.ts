@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/errors.ts';
 import { watchFileContent, type FileWatch } from './file-watch.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../lib/log.ts';
 import type { Metrics } from './metrics.ts';
 import { parseWeight, type Router } from './router.ts';
 import { parseTranslators, readTranslatorsFile, TranslatorFileError, type TranslatorSet } from './translators.ts';

@@ -6,7 +6,7 @@
 
 import type { BrokerAdapter, Message, Received } from '../adapters/broker.ts';
 import { isBrokerError } from '../adapters/broker.ts';
-import { backoffDelay, sleep } from './backoff.ts';
+import { backoffDelay, sleep } from '../lib/backoff.ts';
 import type { Destination, RetryPolicy, SendContext, Verdict } from './destination.ts';
 import type { Router } from './router.ts';
 

@@ -4,10 +4,9 @@
 
 import { hash } from 'node:crypto';
 import type { Message } from '../adapters/broker.ts';
-import type { RouteKey } from '../config/schema.ts';
-import { expandTarget } from '../config/load.ts';
+import { routeKeyOf, type RouteKey } from '../lib/route-key.ts';
+import { expandTarget } from '../lib/targets.ts';
 import { isPercent, parsePercent, PERCENT_ALLOWED } from '../config/percent.ts';
-import { headerValue } from './headers.ts';
 
 export type Color = 'blue' | 'green';
 
@@ -21,32 +20,6 @@ export function bucketOf(routeKey: string): number {
 
 export function colorOf(bucket: number, weight: number): Color {
   return bucket < weight * 100 ? 'green' : 'blue';
-}
-
-/** The value routing sticks to. Falls back to the message id when the key/header/field is missing. */
-export function routeKeyOf(message: Message, spec: RouteKey): string {
-  switch (spec.kind) {
-    case 'key':
-      return message.key !== undefined && message.key !== '' ? message.key : message.id;
-    case 'header': {
-      const v = headerValue(message.headers, spec.name);
-      return v !== undefined && v !== '' ? v : message.id;
-    }
-    case 'json': {
-      let value: unknown;
-      try {
-        value = JSON.parse(message.payload.toString('utf8'));
-      } catch {
-        return message.id;
-      }
-      for (const part of spec.path) {
-        if (value === null || typeof value !== 'object') return message.id;
-        value = (value as Record<string, unknown>)[part];
-      }
-      if (value === undefined || value === null) return message.id;
-      return typeof value === 'string' ? value : JSON.stringify(value);
-    }
-  }
 }
 
 export interface RouteTargets {

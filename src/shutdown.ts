@@ -2,7 +2,7 @@
 // unfinished messages had to be handed back). A second signal does not cut
 // the drain short; it only says that a drain is under way.
 
-import type { Logger } from './log.ts';
+import type { Logger } from '../lib/log.ts';
 import type { Turnout } from './turnout.ts';
 
 export interface ShutdownHook {

@@ -5,8 +5,10 @@
 // being replaced stays open until its in-flight messages are settled.
 
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
-import type { Logger } from '../../src/log.ts';
-import type { Disposition, Handler, Message, Received } from '../broker.ts';
+import type { Logger } from '../../lib/log.ts';
+import type { Disposition, Handler, Message, Received, Subscription } from '../broker.ts';
+import { invoke, logFailure, type FailureReport } from '../handler.ts';
+import { sleep } from '../../lib/backoff.ts';
 import { fromDelivery } from './codec.ts';
 import { delayQueueName, stripOwnDeath } from './delay.ts';
 import { classify } from './errors.ts';
@@ -32,7 +34,7 @@ export interface SubscriptionDeps {
 /** How long a message whose deferral could not be published is held before it is released (no hot loop). */
 const DEFER_FAILURE_HOLD_MS = 5_000;
 
-export class AmqpSubscription {
+export class AmqpSubscription implements Subscription {
   readonly source: string;
   private readonly handler: Handler;
   private readonly prefetch: number;
@@ -41,9 +43,10 @@ export class AmqpSubscription {
   private current: Generation | undefined;
   private readonly generations = new Set<Generation>();
   private starting: Promise<void> | undefined;
-  stopped = false;
+  private stopped = false;
   /** Consecutive failed starts, for the restart backoff. */
-  failures = 0;
+  private failures = 0;
+  private readonly report: FailureReport;
 
   constructor(source: string, handler: Handler, prefetch: number, deps: SubscriptionDeps) {
     this.source = source;
@@ -51,6 +54,16 @@ export class AmqpSubscription {
     this.prefetch = Math.max(1, prefetch);
     this.deps = deps;
     this.delayQueue = delayQueueName(source);
+    this.report = logFailure(deps.logger);
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  /** Counts a failed start (or a lost channel) and returns how many in a row, for the restart backoff. */
+  failedStart(): number {
+    return ++this.failures;
   }
 
   /** Messages handed to the handler and not yet settled, over all generations. */
@@ -129,6 +142,12 @@ export class AmqpSubscription {
     this.closeWhenIdle(g);
   }
 
+  /** The adapter closes: nothing more is taken, and the connection's end hands every unsettled message back. */
+  close(): void {
+    this.stopped = true;
+    this.detach();
+  }
+
   /** The connection is gone: every channel of it is dead; unsettled messages are back on the broker. */
   detach(): void {
     for (const g of this.generations) g.dead = true;
@@ -151,22 +170,17 @@ export class AmqpSubscription {
       return;
     }
     g.active++;
-    let received: Received | undefined;
-    let settled: Promise<Disposition>;
+    let applied: Promise<void>;
     try {
-      received = fromDelivery(msg, this.source);
+      const received = fromDelivery(msg, this.source);
       stripOwnDeath(received.headers, this.delayQueue);
-      settled = this.handler(received);
+      applied = invoke(this.handler, received, this.report, (disposition) => this.apply(g, msg, disposition, received));
     } catch (err) {
-      settled = Promise.reject(err);
+      // Not even readable: keep the message, as for a failed handler.
+      this.deps.logger.error({ err, source: this.source }, 'a delivery could not be read; the message is released');
+      applied = this.apply(g, msg, { kind: 'release' }, undefined);
     }
-    settled
-      .catch((err: unknown): Disposition => {
-        // A handler must always decide; if it failed, keep the message.
-        this.deps.logger.error({ err, source: this.source }, 'message handler failed; the message is released');
-        return { kind: 'release' };
-      })
-      .then((d) => this.apply(g, msg, d, received))
+    applied
       .catch((err: unknown) => this.deps.logger.error({ err, source: this.source }, 'settling a message failed'))
       .finally(() => {
         g.active--;
@@ -174,31 +188,31 @@ export class AmqpSubscription {
       });
   }
 
-  private async apply(g: Generation, msg: ConsumeMessage, d: Disposition, received: Received | undefined): Promise<void> {
-    if (d.kind === 'defer' && received) {
+  private async apply(g: Generation, msg: ConsumeMessage, disposition: Disposition, received: Received | undefined): Promise<void> {
+    if (disposition.kind === 'defer' && received) {
       try {
-        await this.deps.defer(this.source, { ...received, headers: d.headers }, d.delayMs);
+        await this.deps.defer(this.source, { ...received, headers: disposition.headers }, disposition.delayMs);
       } catch (err) {
-        const hold = Math.min(Math.max(d.delayMs, 0), DEFER_FAILURE_HOLD_MS);
+        const hold = Math.min(Math.max(disposition.delayMs, 0), DEFER_FAILURE_HOLD_MS);
         this.deps.logger.warn({ err, source: this.source, id: received.id }, `deferring failed; the message is released in ${hold} ms`);
-        await new Promise((r) => setTimeout(r, hold));
+        await sleep(hold);
         this.settle(g, msg, { kind: 'release' }, received.id);
         return;
       }
       this.settle(g, msg, { kind: 'ack' }, received.id);
       return;
     }
-    this.settle(g, msg, d.kind === 'defer' ? { kind: 'release' } : d, received?.id);
+    this.settle(g, msg, disposition.kind === 'defer' ? { kind: 'release' } : disposition, received?.id);
   }
 
   /** Sends the decision on the message's own channel. */
-  private settle(g: Generation, msg: ConsumeMessage, d: Disposition, id: string | undefined): void {
+  private settle(g: Generation, msg: ConsumeMessage, disposition: Disposition, id: string | undefined): void {
     if (g.dead) {
-      this.deps.logger.debug({ source: this.source, id, disposition: d.kind }, 'channel is gone; RabbitMQ redelivers the message');
+      this.deps.logger.debug({ source: this.source, id, disposition: disposition.kind }, 'channel is gone; RabbitMQ redelivers the message');
       return;
     }
     try {
-      switch (d.kind) {
+      switch (disposition.kind) {
         case 'ack':
         case 'defer':
           g.channel.ack(msg);
@@ -212,7 +226,7 @@ export class AmqpSubscription {
           break;
       }
     } catch (err) {
-      this.deps.logger.debug({ err, source: this.source, id, disposition: d.kind }, 'could not settle: channel closed; RabbitMQ redelivers the message');
+      this.deps.logger.debug({ err, source: this.source, id, disposition: disposition.kind }, 'could not settle: channel closed; RabbitMQ redelivers the message');
     }
   }
 

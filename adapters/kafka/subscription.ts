@@ -15,11 +15,12 @@
 // a partition the group takes away is abandoned uncommitted: the new owner
 // gets those messages again (at-least-once).
 
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Consumer, EachBatchPayload, IMemberAssignment, Kafka } from 'kafkajs';
-import { backoffCeiling } from '../../src/backoff.ts';
-import type { Logger } from '../../src/log.ts';
-import type { Disposition, Handler, Message, Received, Subscription } from '../broker.ts';
+import { backoffCeiling } from '../../lib/backoff.ts';
+import type { Logger } from '../../lib/log.ts';
+import type { Disposition, Handler, Message, Subscription } from '../broker.ts';
+import { invoke, logFailure, received, type FailureReport } from '../handler.ts';
+import { OffsetCommits, type CommitPosition } from './commits.ts';
 import { classify, isRebalance } from './errors.ts';
 import { PartitionWork, partitionKey, type Rec } from './partition.ts';
 import { fromRecord, OFFSET_HEADER, PARTITION_HEADER } from './records.ts';
@@ -42,27 +43,17 @@ const MAX_BUFFERED_RECORDS = 1000;
 const MAX_BUFFERED_BYTES = 1 << 20;
 /** Idle fetch wait: also how long a resumed partition may wait for its next fetch. */
 const MAX_WAIT_MS = 500;
-/**
- * Least time between two commit requests. Each request carries the latest
- * position of every partition that moved, so this bounds commit traffic (one
- * request per finished message would cost the broker and turnout more than
- * the delivery) at the price of a few more redeliveries after a crash.
- */
+/** Least time between two commit requests (commits.ts). */
 const COMMIT_SPACING_MS = 50;
 /** Longest setTimeout Node accepts. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-interface PendingCommit {
-  topic: string;
-  partition: number;
-  offset: bigint;
-}
 
 export class KafkaSubscription implements Subscription {
   readonly source: string;
   readonly deferTopic: string;
   readonly group: string;
-  private readonly o: SubscriptionOptions;
+  private readonly options: SubscriptionOptions;
+  private readonly report: FailureReport;
   private readonly log: Logger;
   private consumer: Consumer | undefined;
   private readonly parts = new Map<string, PartitionWork>();
@@ -78,20 +69,32 @@ export class KafkaSubscription implements Subscription {
   private assigned = new Set<string>();
   /** Highest offset handed out per partition, across rebalances: marks refetched copies redelivered. */
   private readonly handedOut = new Map<string, bigint>();
-  private readonly pending = new Map<string, PendingCommit>();
-  private committing: Promise<void> | undefined;
-  private commitAgain = false;
-  private commitFailures = 0;
+  private readonly commits: OffsetCommits;
   private healthy = true;
   private restartTimer: NodeJS.Timeout | undefined;
   private idleWaiters: (() => void)[] = [];
 
   constructor(options: SubscriptionOptions) {
-    this.o = options;
+    this.options = options;
     this.source = options.source;
     this.deferTopic = options.deferTopic;
     this.group = options.group;
     this.log = options.logger.child({ source: options.source, group: options.group });
+    this.report = logFailure(this.log);
+    this.commits = new OffsetCommits({
+      sender: () => {
+        const consumer = this.consumer;
+        if (!consumer) return undefined;
+        return (positions: CommitPosition[]) =>
+          consumer.commitOffsets(positions.map((position) => ({ topic: position.topic, partition: position.partition, offset: String(position.offset) })));
+      },
+      closing: () => this.closed,
+      failed: (err) => {
+        if (isRebalance(err)) this.log.debug({ err: classify(err, 'commit') }, 'commit waits for the rebalance to finish');
+        else this.log.warn({ err: classify(err, 'commit') }, 'kafka offset commit failed; retrying');
+      },
+      spacingMs: COMMIT_SPACING_MS,
+    });
   }
 
   /** Handler calls not yet settled. */
@@ -121,8 +124,8 @@ export class KafkaSubscription implements Subscription {
   }
 
   private newConsumer(): Consumer {
-    const session = this.o.sessionTimeoutMs;
-    const consumer = this.o.kafka.consumer({
+    const session = this.options.sessionTimeoutMs;
+    const consumer = this.options.kafka.consumer({
       groupId: this.group,
       sessionTimeout: session,
       // Heartbeats come from kafkajs' fetch loop, which never waits for a
@@ -226,7 +229,7 @@ export class KafkaSubscription implements Subscription {
   }
 
   private pump(): void {
-    while (!this.stopped && !this.rebalancing && this.active < this.o.prefetch && this.ready.length > 0) {
+    while (!this.stopped && !this.rebalancing && this.active < this.options.prefetch && this.ready.length > 0) {
       const p = this.ready.shift() as PartitionWork;
       p.inReady = false;
       if (p.gone || p.running || p.timer || p.length === 0) continue;
@@ -255,44 +258,24 @@ export class KafkaSubscription implements Subscription {
     const seen = this.handedOut.get(p.key);
     if (seen === undefined || rec.offset > seen) this.handedOut.set(p.key, rec.offset);
     this.maybeResume(p);
-    const received: Received = {
-      ...rec.message,
-      headers: { ...rec.message.headers },
-      source: this.source,
-      redelivered: rec.redelivered,
-    };
-    let outcome: Promise<Disposition>;
-    try {
-      outcome = this.o.handler(received);
-    } catch (err) {
-      outcome = Promise.reject(err);
-    }
-    outcome
-      .then(
-        (d) => this.settle(p, rec, d),
-        (err: unknown) => {
-          // A handler must always decide; if it threw, the message stays.
-          this.log.error({ err, id: rec.message.id }, 'handler failed; the message will be handed out again');
-          return this.settle(p, rec, { kind: 'release' });
-        },
-      )
+    invoke(this.options.handler, received(rec.message, this.source, rec.redelivered), this.report, (disposition) => this.settle(p, rec, disposition))
       .catch((err: unknown) => this.log.error({ err }, 'settling a kafka message failed'));
   }
 
-  private async settle(p: PartitionWork, rec: Rec, d: Disposition): Promise<void> {
+  private async settle(p: PartitionWork, rec: Rec, disposition: Disposition): Promise<void> {
     try {
       if (p.gone) {
-        this.log.debug({ id: rec.message.id, partition: p.partition, offset: String(rec.offset), outcome: d.kind },
+        this.log.debug({ id: rec.message.id, partition: p.partition, offset: String(rec.offset), outcome: disposition.kind },
           'outcome of a message on a partition no longer ours is not applied; its new owner handles it again');
         return;
       }
-      switch (d.kind) {
+      switch (disposition.kind) {
         case 'ack':
           this.finish(p, rec);
           return;
         case 'defer':
           try {
-            await this.o.defer(this.deferTopic, { ...rec.message, headers: d.headers }, Date.now() + d.delayMs);
+            await this.options.defer(this.deferTopic, { ...rec.message, headers: disposition.headers }, Date.now() + disposition.delayMs);
           } catch (err) {
             this.log.warn({ err, id: rec.message.id }, 'could not publish the deferred copy; the message will be handed out again');
             this.retry(p, rec);
@@ -302,7 +285,7 @@ export class KafkaSubscription implements Subscription {
           return;
         case 'reject':
           // nativeDeadLetter is false, so the pipeline never asks; keep the message rather than drop it.
-          this.log.error({ id: rec.message.id, reason: d.reason }, 'Kafka has no dead-letter mechanism of its own; the message is kept');
+          this.log.error({ id: rec.message.id, reason: disposition.reason }, 'Kafka has no dead-letter mechanism of its own; the message is kept');
           this.retry(p, rec);
           return;
         case 'release':
@@ -323,8 +306,8 @@ export class KafkaSubscription implements Subscription {
     if (p.gone) return;
     p.shift();
     p.releases = 0;
-    this.pending.set(p.key, { topic: p.topic, partition: p.partition, offset: rec.offset + 1n });
-    this.scheduleCommit();
+    this.commits.advance({ topic: p.topic, partition: p.partition, offset: rec.offset + 1n });
+    this.commits.schedule();
     this.maybeResume(p);
   }
 
@@ -343,51 +326,10 @@ export class KafkaSubscription implements Subscription {
 
   // --- committing ----------------------------------------------------------
 
-  private scheduleCommit(): void {
-    if (this.committing) {
-      this.commitAgain = true;
-      return;
-    }
-    this.committing = this.commitLoop().finally(() => {
-      this.committing = undefined;
-    });
-  }
-
-  /** One commit request at a time, each carrying the latest position of every partition that moved. */
-  private async commitLoop(): Promise<void> {
-    for (;;) {
-      this.commitAgain = false;
-      const consumer = this.consumer;
-      const batch = [...this.pending.values()];
-      if (batch.length === 0 || !consumer) return;
-      try {
-        await consumer.commitOffsets(batch.map((c) => ({ topic: c.topic, partition: c.partition, offset: String(c.offset) })));
-        for (const c of batch) {
-          const key = partitionKey(c.topic, c.partition);
-          if (this.pending.get(key)?.offset === c.offset) this.pending.delete(key);
-        }
-        this.commitFailures = 0;
-      } catch (err) {
-        this.commitFailures++;
-        if (isRebalance(err)) this.log.debug({ err: classify(err, 'commit') }, 'commit waits for the rebalance to finish');
-        else this.log.warn({ err: classify(err, 'commit') }, 'kafka offset commit failed; retrying');
-        if (this.closed && this.commitFailures > 3) return;
-        await sleep(backoffCeiling(this.commitFailures + 1, 100, 2000));
-        this.commitAgain = true;
-      }
-      if (!this.commitAgain) return;
-      if (!this.closed) await sleep(COMMIT_SPACING_MS);
-    }
-  }
-
   /** Until every finished offset is committed (or the deadline passes). */
   private async flush(deadline: number): Promise<void> {
-    while (this.pending.size > 0 && Date.now() < deadline) {
-      this.scheduleCommit();
-      await Promise.race([this.committing, sleep(100)]);
-    }
-    if (this.pending.size > 0) {
-      this.log.warn({ partitions: this.pending.size }, 'some finished kafka messages could not be committed; they will be handed out again');
+    if (!(await this.commits.flush(deadline))) {
+      this.log.warn({ partitions: this.commits.size }, 'some finished kafka messages could not be committed; they will be handed out again');
     }
   }
 
@@ -411,7 +353,7 @@ export class KafkaSubscription implements Subscription {
     this.healthy = true;
     this.log.info({ assignment }, 'kafka partitions assigned');
     if (this.stopped) this.consumer?.pause([{ topic: this.source }, { topic: this.deferTopic }]);
-    this.scheduleCommit();
+    this.commits.schedule();
     this.pump();
   }
 
@@ -422,7 +364,7 @@ export class KafkaSubscription implements Subscription {
     p.timer = undefined;
     p.clear();
     this.parts.delete(p.key);
-    if (!keepCommit) this.pending.delete(p.key);
+    if (!keepCommit) this.commits.forget(p.key);
     if (p.paused) {
       try {
         this.consumer?.resume([{ topic: p.topic, partitions: [p.partition] }]);
@@ -493,7 +435,7 @@ export class KafkaSubscription implements Subscription {
     // Leaves the group in the background once idle; close() does not wait for it (it flushes and disconnects itself).
     void (async () => {
       await this.whenIdle();
-      await this.flush(Date.now() + 2 * this.o.sessionTimeoutMs);
+      await this.flush(Date.now() + 2 * this.options.sessionTimeoutMs);
       if (!this.closed) await this.disconnect();
     })().catch((err: unknown) => this.log.warn({ err }, 'leaving the kafka group failed'));
   }

@@ -4,7 +4,7 @@
 // extends the timeout when part of it has passed, until the work ends, the
 // message is released, or SQS's limit (12 h after receipt) is reached.
 
-import type { Logger } from '../../src/log.ts';
+import type { Logger } from '../../lib/log.ts';
 import { isStaleReceipt } from './errors.ts';
 
 export interface LeaseSettings {

@@ -1,7 +1,10 @@
-// Tunables of the SQS adapter. The defaults are what production wants; tests
-// shorten some of them. waitTimeSeconds and visibilityExtensionSeconds are
-// also TURNOUT_SQS_WAIT_TIME and TURNOUT_SQS_VISIBILITY_EXTENSION (config/schema.ts);
-// the rest stay internal.
+// Tunables of the SQS adapter. waitTimeSeconds and visibilityExtensionSeconds
+// are TURNOUT_SQS_WAIT_TIME and TURNOUT_SQS_VISIBILITY_EXTENSION: their
+// defaults are the schema's (config/schema.ts), mapped by sqsOptions(). The
+// rest stay internal, with defaults here that production wants; tests
+// shorten some of them.
+
+import type { Config } from '../../config/schema.ts';
 
 export interface SqsOptions {
   /** ReceiveMessage long-poll wait, 0–20 s. */
@@ -34,33 +37,47 @@ export interface SqsOptions {
    * client at an emulator whose queue URLs name hosts that may not resolve.
    */
   useQueueUrlAsEndpoint: boolean | undefined;
+  /**
+   * The SQS endpoint for this adapter only. Undefined: the SDK's own
+   * (AWS_ENDPOINT_URL_SQS, else the region's). Tests route one adapter
+   * through a loopback proxy with it.
+   */
+  endpoint: string | undefined;
 }
 
-export const defaultSqsOptions: SqsOptions = {
-  waitTimeSeconds: 20,
+/** The options turnout's configuration sets. */
+type Configured = Pick<SqsOptions, 'waitTimeSeconds' | 'visibilityExtensionSeconds'>;
+
+export const defaultSqsOptions: Omit<SqsOptions, keyof Configured> = {
   closeWaitMs: 25_000,
   receiveBatch: 10,
   receiveFillMs: 20,
-  visibilityExtensionSeconds: undefined,
   heartbeatFraction: 0.5,
   maxVisibilitySeconds: 43_200,
   batchLingerMs: 5,
   rejectMemory: 10_000,
   useQueueUrlAsEndpoint: undefined,
+  endpoint: undefined,
 };
 
-export function resolveOptions(over: Partial<SqsOptions> = {}): SqsOptions {
-  const o = { ...defaultSqsOptions, ...over };
-  if (over.closeWaitMs === undefined) o.closeWaitMs = (Math.min(20, Math.max(0, o.waitTimeSeconds)) + 5) * 1000;
-  const clamp = (v: number, min: number, max: number): number => Math.min(max, Math.max(min, v));
+/** TURNOUT_SQS_WAIT_TIME and TURNOUT_SQS_VISIBILITY_EXTENSION. */
+export function sqsOptions(config: Config): Configured {
+  return { waitTimeSeconds: config.sqsWaitTime, visibilityExtensionSeconds: config.sqsVisibilityExtension };
+}
+
+/** The configured options, with the internal defaults and what a test overrides, clamped to what SQS allows. */
+export function resolveOptions(configured: Configured, over: Partial<SqsOptions> = {}): SqsOptions {
+  const options: SqsOptions = { ...defaultSqsOptions, ...configured, ...over };
+  if (over.closeWaitMs === undefined) options.closeWaitMs = (Math.min(20, Math.max(0, options.waitTimeSeconds)) + 5) * 1000;
+  const clamp = (value: number, min: number, max: number): number => Math.min(max, Math.max(min, value));
   return {
-    ...o,
-    waitTimeSeconds: clamp(Math.round(o.waitTimeSeconds), 0, 20),
-    receiveBatch: clamp(Math.round(o.receiveBatch), 1, 10),
-    heartbeatFraction: clamp(o.heartbeatFraction, 0.1, 0.9),
-    maxVisibilitySeconds: clamp(Math.round(o.maxVisibilitySeconds), 1, 43_200),
-    batchLingerMs: clamp(o.batchLingerMs, 0, 1000),
-    receiveFillMs: clamp(o.receiveFillMs, 0, 1000),
-    rejectMemory: Math.max(0, Math.round(o.rejectMemory)),
+    ...options,
+    waitTimeSeconds: clamp(Math.round(options.waitTimeSeconds), 0, 20),
+    receiveBatch: clamp(Math.round(options.receiveBatch), 1, 10),
+    heartbeatFraction: clamp(options.heartbeatFraction, 0.1, 0.9),
+    maxVisibilitySeconds: clamp(Math.round(options.maxVisibilitySeconds), 1, 43_200),
+    batchLingerMs: clamp(options.batchLingerMs, 0, 1000),
+    receiveFillMs: clamp(options.receiveFillMs, 0, 1000),
+    rejectMemory: Math.max(0, Math.round(options.rejectMemory)),
   };
 }

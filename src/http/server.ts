@@ -7,7 +7,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { isBrokerError, type BrokerAdapter, type BrokerErrorCode } from '../../adapters/broker.ts';
 import { isPercent } from '../../config/percent.ts';
 import type { Config } from '../../config/schema.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../../lib/log.ts';
 import type { Metrics } from '../metrics.ts';
 import { publish, PublishRefused } from '../publish.ts';
 import type { Router } from '../router.ts';

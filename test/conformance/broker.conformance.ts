@@ -4,12 +4,14 @@
 //   conformance({ name: 'amqp', create, newQueue, ... });
 //
 // Each test accounts for every message it publishes: consumed how often,
-// with which fields, and what is left on the broker.
+// with which fields, and what is left on the broker. What a case expects of
+// a broker follows from the capabilities its adapter declares
+// (adapters/<broker>/capabilities.ts), never from its kind.
 
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { BrokerError, type BrokerAdapter, type Disposition, type Message, type Received } from '../../adapters/broker.ts';
+import { BrokerError, type BrokerAdapter, type Capabilities, type Disposition, type Handler, type Message, type Received } from '../../adapters/broker.ts';
 import { Tally } from '../support/tally.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 
@@ -25,8 +27,20 @@ export interface ConformanceTarget {
   quietMs?: number;
   /** Upper bound for things that must happen. */
   timeoutMs?: number;
-  /** Whether unsettled messages survive the adapter's close (true for real brokers). */
-  durable: boolean;
+  /** What the adapter declares; which cases apply (durable, nativeDeadLetter) follows from it. */
+  capabilities: Capabilities;
+  /**
+   * Required where `capabilities.nativeDeadLetter`: a new queue with the
+   * broker's own dead-letter mechanism set up (AMQP dead-letter exchange, SQS
+   * RedrivePolicy), and a way to take the ids that reached its dead-letter queue.
+   */
+  deadLetteredQueue?(): Promise<{ queue: string; takeDeadLetters(): Promise<string[]> }>;
+  /**
+   * A new, connected adapter whose connection to the broker the test can
+   * drop: from the client side or through a loopback proxy the target owns
+   * (never by restarting the shared broker). The suite closes the adapter.
+   */
+  droppable(): Promise<{ adapter: BrokerAdapter; drop(): Promise<void> }>;
   teardown?(): Promise<void>;
 }
 
@@ -286,7 +300,7 @@ export function conformance(t: ConformanceTarget): void {
       assert.equal(seen[1]?.headers['x-turnout-deferrals'], '1');
     });
 
-    if (t.durable) {
+    if (t.capabilities.durable) {
       test('unsettled messages survive close and come back to another consumer', async () => {
         const q = await t.newQueue();
         const sent = msg();
@@ -310,6 +324,122 @@ export function conformance(t: ConformanceTarget): void {
         assert.deepEqual(tally.placesOf(sent.id), { held: 1, again: 1 });
       });
     }
+
+    test('a handler that throws: the message is released, seen again (redelivered), then acked', async () => {
+      const q = await t.newQueue();
+      const throwsNow = msg();
+      const rejectsLater = msg();
+      await a.publish(q, throwsNow);
+      await a.publish(q, rejectsLater);
+      const tally = new Tally();
+      const copies: Received[] = [];
+      // Not async: the first copy of one message throws synchronously, of the other by a rejected promise.
+      const handler: Handler = (m) => {
+        copies.push(m);
+        const first = tally.placesOf(m.id).thrown === undefined;
+        if (first) {
+          tally.record('thrown', m.id);
+          if (m.id === throwsNow.id) throw new Error('handler failed synchronously (on purpose)');
+          return Promise.reject(new Error('handler failed asynchronously (on purpose)'));
+        }
+        tally.record('acked', m.id);
+        return Promise.resolve({ kind: 'ack' });
+      };
+      const sub = await a.consume(q, handler, { prefetch: 2, group: `conf-${q}` });
+      await waitFor('both acked', () => tally.count('acked') === 2, timeout);
+      await sleep(quiet);
+      await sub.stop();
+      for (const sent of [throwsNow, rejectsLater]) {
+        assert.deepEqual(tally.placesOf(sent.id), { thrown: 1, acked: 1 }, 'thrown once, then acked once');
+        const seen = copies.filter((m) => m.id === sent.id);
+        assert.equal(seen.length, 2);
+        assert.equal(seen[0]?.redelivered, false);
+        assert.equal(seen[1]?.redelivered, true, 'the released copy comes back marked redelivered');
+        assert.deepEqual(seen[1]?.payload, sent.payload);
+      }
+      await waitFor('depth 0 after ack', async () => (await a.depth(q)).depth === 0, timeout);
+    });
+
+    if (t.capabilities.nativeDeadLetter) {
+      test("reject hands the message to the broker's own dead-letter mechanism, once", async () => {
+        assert.ok(t.deadLetteredQueue, `${t.name} declares nativeDeadLetter: the target must set up a dead-lettered queue`);
+        const { queue, takeDeadLetters } = await t.deadLetteredQueue();
+        const ids: string[] = [];
+        for (let i = 0; i < 3; i++) {
+          const m = msg();
+          ids.push(m.id);
+          await a.publish(queue, m);
+        }
+        const tally = new Tally();
+        const sub = await a.consume(queue, async (m): Promise<Disposition> => {
+          tally.record('rejected', m.id);
+          return { kind: 'reject', reason: 'conformance' };
+        }, { prefetch: 3, group: `conf-${queue}` });
+        await waitFor('all three dead-lettered by the broker', async () => {
+          for (const id of await takeDeadLetters()) tally.record('broker-dlq', id);
+          return tally.count('broker-dlq') >= 3;
+        }, timeout * 2);
+        await sleep(quiet);
+        await sub.stop();
+        for (const id of await takeDeadLetters()) tally.record('broker-dlq', id);
+        for (const id of ids) assert.deepEqual(tally.placesOf(id), { rejected: 1, 'broker-dlq': 1 }, 'rejected once, in the dead-letter queue once');
+        assert.equal(tally.count('broker-dlq'), 3, 'nothing else in the dead-letter queue');
+        await waitFor('source depth 0', async () => (await a.depth(queue)).depth === 0, timeout);
+      });
+    } else {
+      test('reject without a dead-letter mechanism of the broker keeps the message: handed out again', async () => {
+        const q = await t.newQueue();
+        const sent = msg();
+        await a.publish(q, sent);
+        const copies: Received[] = [];
+        const sub = await a.consume(q, async (m): Promise<Disposition> => {
+          copies.push(m);
+          return copies.length === 1 ? { kind: 'reject', reason: 'conformance' } : { kind: 'ack' };
+        }, { prefetch: 1, group: `conf-${q}` });
+        await waitFor('seen again', () => copies.length >= 2, timeout);
+        await sleep(quiet);
+        await sub.stop();
+        assert.equal(copies.length, 2, 'rejected once (kept), then acked once');
+        assert.equal(copies[1]?.id, sent.id);
+        assert.deepEqual(copies[1]?.payload, sent.payload);
+        assert.equal(copies[1]?.redelivered, true);
+        await waitFor('depth 0 after ack', async () => (await a.depth(q)).depth === 0, timeout);
+      });
+    }
+
+    test('the connection drops: nothing is lost, consuming resumes', async () => {
+      const q = await t.newQueue();
+      const { adapter: b, drop } = await t.droppable();
+      opened.push(b);
+      const before = Array.from({ length: 5 }, () => msg());
+      const after = Array.from({ length: 5 }, () => msg());
+      for (const m of before) await a.publish(q, m);
+      const tally = new Tally();
+      const copies: Received[] = [];
+      const sub = await b.consume(q, async (m) => {
+        copies.push(m);
+        tally.record('consumed', m.id);
+        return { kind: 'ack' };
+      }, { prefetch: 2, group: `conf-${q}` });
+      await waitFor('the first five', () => tally.ids('consumed').size === 5, timeout);
+      await drop();
+      for (const m of after) await a.publish(q, m);
+      await waitFor('the five published after the drop', () => after.every((m) => tally.ids('consumed').has(m.id)), timeout * 2);
+      await sleep(quiet);
+      await sub.stop();
+      const ids = [...before, ...after].map((m) => m.id);
+      assert.deepEqual(tally.missing(ids), [], 'nothing lost');
+      assert.equal(tally.ids('consumed').size, 10, 'nothing that was not published');
+      // At-least-once: a copy whose ack the drop lost comes again, and then says so.
+      for (const id of ids) {
+        const seen = copies.filter((m) => m.id === id);
+        assert.equal(seen[0]?.redelivered, false, `${id}: first copy not marked redelivered`);
+        for (const again of seen.slice(1)) assert.equal(again.redelivered, true, `${id}: a further copy is marked redelivered`);
+      }
+      // b's group is the one that consumed (Kafka reports lag per group).
+      await waitFor('depth 0', async () => (await b.depth(q)).depth === 0, timeout);
+      await waitFor('up again after the drop', () => b.isUp(), timeout);
+    });
 
     test('after close: not up, publish fails with unavailable', async () => {
       const b = await open();

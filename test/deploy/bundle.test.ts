@@ -249,7 +249,7 @@ describe('container image (Dockerfile replayed by scripts/build-bundle.sh)', () 
     const shipped = walk(join(bundle, 'dist')).map((f) => relative(join(bundle, 'dist'), f));
     assert.deepEqual(shipped.filter((f) => !f.endsWith('.js')), [], 'only JavaScript in dist/');
     const sourceDirs = contextCopies.filter((c) => existsSync(join(ROOT, c)) && statSync(join(ROOT, c)).isDirectory());
-    assert.deepEqual(sourceDirs.sort(), ['adapters', 'config', 'src']);
+    assert.deepEqual(sourceDirs.sort(), ['adapters', 'config', 'lib', 'src']);
     for (const dir of sourceDirs) {
       for (const f of walk(join(ROOT, dir)).filter((x) => x.endsWith('.ts') && !x.endsWith('.d.ts'))) {
         const js = relative(ROOT, f).replace(/\.ts$/, '.js');

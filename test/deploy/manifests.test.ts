@@ -16,7 +16,7 @@ import { describe, test } from 'node:test';
 import { Registry } from 'prom-client';
 import { loadConfig } from '../../config/load.ts';
 import { envName, schema, type Config } from '../../config/schema.ts';
-import { expandTarget } from '../../config/load.ts';
+import { expandTarget } from '../../lib/targets.ts';
 import { decide } from '../../src/gate.ts';
 import { METRIC_NAMES, Metrics } from '../../src/metrics.ts';
 import { parseWeight } from '../../src/router.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { backoffCeiling, backoffDelay, MAX_BACKOFF_MS, sleep } from '../../src/backoff.ts';
+import { backoffCeiling, backoffDelay, MAX_BACKOFF_MS, sleep } from '../../lib/backoff.ts';
 
 const lowest = (): number => 0;
 // Just below 1: Math.random never returns 1.

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError } from '../../config/errors.ts';
-import { expandTarget, loadConfig, type FlagValues } from '../../config/load.ts';
+import { loadConfig, type FlagValues } from '../../config/load.ts';
+import { expandTarget } from '../../lib/targets.ts';
 import { envName, parseOption, schema, type OptionName } from '../../config/schema.ts';
 
 // A source needs somewhere to send messages (cross-checks); everything else loads alone.

@@ -9,7 +9,7 @@ import { BrokerError, type Message, type Received } from '../../adapters/broker.
 import { AppDestination } from '../../src/app-destination.ts';
 import type { AttemptResult, DeliveryContext } from '../../src/delivery.ts';
 import type { SendContext } from '../../src/destination.ts';
-import { createLogger } from '../../src/log.ts';
+import { createLogger } from '../../lib/log.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { RouteDestination } from '../../src/route-destination.ts';
 import { bucketOf, colorOf, Router, type Color } from '../../src/router.ts';

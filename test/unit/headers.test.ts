@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TranslatorSet, parseTranslators } from '../../src/translators.ts';
 import { decide } from '../../src/gate.ts';
-import { deleteHeader, headerValue, setHeader } from '../../src/headers.ts';
-import { routeKeyOf } from '../../src/router.ts';
+import { deleteHeader, headerValue, setHeader } from '../../lib/headers.ts';
+import { routeKeyOf } from '../../lib/route-key.ts';
 
 test('headerValue matches names case-insensitively, exact first', () => {
   assert.equal(headerValue({ 'X-Schema-Version': '2' }, 'x-schema-version'), '2');

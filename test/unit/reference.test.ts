@@ -4,6 +4,7 @@
 // when the README or docs/ name one the code does not have. And nothing in the
 // repository may point outside it.
 
+import { capabilities as memoryCapabilities } from '../../adapters/memory/capabilities.ts';
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -12,7 +13,7 @@ import { BrokerError, type BrokerAdapter } from '../../adapters/broker.ts';
 import { configTable } from '../../config/docs.ts';
 import { loadConfig } from '../../config/load.ts';
 import { HttpServer } from '../../src/http/server.ts';
-import { createLogger } from '../../src/log.ts';
+import { createLogger } from '../../lib/log.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { Router } from '../../src/router.ts';
 import * as code from '../support/contract.ts';
@@ -128,10 +129,10 @@ describe('reference: HTTP', () => {
       // A fake broker: this test is about which paths and methods exist, not about a broker.
       const broker: BrokerAdapter = {
         kind: 'fake',
-        nativeDeadLetter: false,
+        capabilities: { ...memoryCapabilities, setting: 'fake', name: 'a fake broker' },
         connect: async () => {},
         isUp: () => true,
-        consume: async () => ({ stop: async () => {} }),
+        consume: async (source) => ({ source, inflight: 0, stop: async () => {} }),
         publish: async (q) => unknown(q),
         depth: async (q) => unknown(q),
         close: async () => {},

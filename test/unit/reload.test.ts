@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ConfigError } from '../../config/errors.ts';
-import { createLogger } from '../../src/log.ts';
+import { createLogger } from '../../lib/log.ts';
 import { loadTranslators, loadWeight, watchWeight } from '../../src/reload.ts';
 import { Router } from '../../src/router.ts';
 import { sleep, waitFor } from '../support/wait.ts';

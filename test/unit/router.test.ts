@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
 import type { Message } from '../../adapters/broker.ts';
-import type { RouteKey } from '../../config/schema.ts';
-import { BUCKETS, bucketOf, colorOf, parseWeight, routeKeyOf, Router, type Color, type WeightOrigin } from '../../src/router.ts';
+import { routeKeyOf, type RouteKey } from '../../lib/route-key.ts';
+import { BUCKETS, bucketOf, colorOf, parseWeight, Router, type Color, type WeightOrigin } from '../../src/router.ts';
 
 const msg = (over: Partial<Message> = {}): Message => ({ id: 'id-1', payload: Buffer.from('{}'), headers: {}, ...over });
 const KEY: RouteKey = { kind: 'key' };

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import * as amqp from 'amqplib';
-import { AmqpBroker } from '../../../adapters/amqp.ts';
+import { AmqpBroker } from '../../../adapters/amqp/index.ts';
 import { delayQueueName } from '../../../adapters/amqp/delay.ts';
 import { BrokerError, type Disposition, type Message, type Received } from '../../../adapters/broker.ts';
 import { Tally } from '../../support/tally.ts';
@@ -47,7 +47,7 @@ describe('amqp adapter on RabbitMQ', () => {
   test("reject without requeue hands the message to the queue's own dead-letter exchange", async () => {
     const dlq = await rabbit.queue('classic', 'native-dlq');
     const q = await rabbit.queue('quorum', 'src', { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': dlq });
-    assert.equal(a.nativeDeadLetter, true);
+    assert.equal(a.capabilities.nativeDeadLetter, true);
     const ids = Array.from({ length: 5 }, () => randomUUID());
     for (const id of ids) await a.publish(q, msg({ id }));
     const tally = new Tally();

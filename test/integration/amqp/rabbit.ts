@@ -3,9 +3,9 @@
 
 import { randomUUID } from 'node:crypto';
 import * as amqp from 'amqplib';
-import { AmqpBroker, type AmqpOptions } from '../../../adapters/amqp.ts';
+import { AmqpBroker, type AmqpOptions } from '../../../adapters/amqp/index.ts';
 import { delayQueueName } from '../../../adapters/amqp/delay.ts';
-import { createLogger } from '../../../src/log.ts';
+import { createLogger } from '../../../lib/log.ts';
 
 export const AMQP_URL = process.env.TURNOUT_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 

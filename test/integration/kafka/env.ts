@@ -3,8 +3,8 @@
 
 import { loadConfig } from '../../../config/load.ts';
 import { createBroker } from '../../../adapters/index.ts';
-import type { BrokerAdapter } from '../../../adapters/broker.ts';
-import { createLogger } from '../../../src/log.ts';
+import type { AdapterContext, BrokerAdapter } from '../../../adapters/broker.ts';
+import { createLogger } from '../../../lib/log.ts';
 import type { MockCluster } from './cluster.ts';
 
 /** Session timeout for tests: the mock holds a rebalance for session timeout − 1 s. */
@@ -23,10 +23,15 @@ export function kafkaEnv(cluster: MockCluster): Record<string, string> {
   };
 }
 
-export async function kafkaAdapter(cluster: MockCluster, extra: Record<string, string> = {}): Promise<BrokerAdapter> {
+/** What the adapter factory is given in the Kafka tests. */
+export function kafkaContext(cluster: MockCluster, extra: Record<string, string> = {}): AdapterContext {
   const env = { ...kafkaEnv(cluster), TURNOUT_LOG_LEVEL: process.env.TURNOUT_TEST_LOG_LEVEL ?? 'error', ...extra };
   const { config } = loadConfig({}, env);
-  const adapter = await createBroker({ config, logger: createLogger(config.logLevel, process.stderr) });
+  return { config, logger: createLogger(config.logLevel, process.stderr) };
+}
+
+export async function kafkaAdapter(cluster: MockCluster, extra: Record<string, string> = {}): Promise<BrokerAdapter> {
+  const adapter = await createBroker(kafkaContext(cluster, extra));
   await adapter.connect();
   return adapter;
 }

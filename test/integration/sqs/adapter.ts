@@ -2,12 +2,12 @@
 // the CLI does (TURNOUT_* variables through config/load.ts).
 
 import { loadConfig } from '../../../config/load.ts';
-import { create, type SqsBroker, type SqsOptions } from '../../../adapters/sqs.ts';
-import { createLogger } from '../../../src/log.ts';
+import { SqsBroker, type SqsOptions } from '../../../adapters/sqs/index.ts';
+import { createLogger } from '../../../lib/log.ts';
 
 export const testLogger = createLogger(process.env.TURNOUT_TEST_LOG_LEVEL ?? 'silent');
 
 export function sqsAdapter(env: Record<string, string> = {}, options: Partial<SqsOptions> = {}): SqsBroker {
   const { config } = loadConfig({}, { TURNOUT_BROKER: 'sqs', ...env });
-  return create({ config, logger: testLogger }, options);
+  return new SqsBroker({ config, logger: testLogger }, options);
 }

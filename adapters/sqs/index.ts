@@ -3,9 +3,10 @@
 // AWS_PROFILE, AWS_ACCESS_KEY_ID…, web identity, instance roles,
 // AWS_ENDPOINT_URL_SQS); turnout adds no AWS settings of its own.
 //
-// The pieces live in adapters/sqs/: codec (message <-> body + attributes),
+// The pieces live beside this file: codec (message <-> body + attributes),
 // queues (name/URL lookup), publisher (SendMessage/SendMessageBatch),
-// consumer (receive loop, leases, dispositions), errors (classification).
+// subscription (receive loop, leases, dispositions; fifo-groups for FIFO
+// order), options (from the configuration), errors (classification).
 
 import { randomUUID } from 'node:crypto';
 import {
@@ -14,38 +15,38 @@ import {
   GetQueueAttributesCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
-import { expandTarget } from '../config/load.ts';
-import type { Logger } from '../src/log.ts';
+import { expandTarget } from '../../lib/targets.ts';
+import type { Logger } from '../../lib/log.ts';
 import {
   BrokerError,
+  type AdapterContext,
   type BrokerAdapter,
   type ConsumeOptions,
   type Handler,
   type Message,
   type QueueDepth,
   type Subscription,
-} from './broker.ts';
-import type { AdapterContext } from './index.ts';
-import { Batcher } from './sqs/batcher.ts';
-import { encode } from './sqs/codec.ts';
-import { Consumer, type Resend, type VisibilityEntry } from './sqs/consumer.ts';
-import { classify } from './sqs/errors.ts';
-import { dedupIdOf, groupIdOf } from './sqs/fifo.ts';
-import { resolveOptions, type SqsOptions } from './sqs/options.ts';
-import { Publisher } from './sqs/publisher.ts';
-import { Queues, type QueueInfo } from './sqs/queues.ts';
-import { RejectMemory } from './sqs/reject-memory.ts';
+} from '../broker.ts';
+import { Batcher } from './batcher.ts';
+import { encode } from './codec.ts';
+import { capabilities } from './capabilities.ts';
+import { SqsSubscription, type Resend, type VisibilityEntry } from './subscription.ts';
+import { classify } from './errors.ts';
+import { dedupIdOf, groupIdOf } from './fifo-ids.ts';
+import { resolveOptions, sqsOptions, type SqsOptions } from './options.ts';
+import { Publisher } from './publisher.ts';
+import { Queues, type QueueInfo } from './queues.ts';
+import { RejectMemory } from './reject-memory.ts';
 
-export type { SqsOptions } from './sqs/options.ts';
+export type { SqsOptions } from './options.ts';
 
-export function create(ctx: AdapterContext, options: Partial<SqsOptions> = {}): SqsBroker {
-  return new SqsBroker(ctx, options);
+export function create(ctx: AdapterContext): SqsBroker {
+  return new SqsBroker(ctx);
 }
 
 export class SqsBroker implements BrokerAdapter {
   readonly kind = 'sqs';
-  /** A rejected message goes back to SQS, whose RedrivePolicy moves it to the queue's DLQ after maxReceiveCount receives. */
-  readonly nativeDeadLetter = true;
+  readonly capabilities = capabilities;
 
   private readonly ctx: AdapterContext;
   private readonly logger: Logger;
@@ -56,18 +57,20 @@ export class SqsBroker implements BrokerAdapter {
   private readonly deletes: Batcher<string>;
   private readonly visibility: Batcher<VisibilityEntry>;
   private readonly rejected: RejectMemory;
-  private readonly consumers = new Set<Consumer>();
+  private readonly subscriptions = new Set<SqsSubscription>();
   private connected = false;
   private closed = false;
   private healthy = true;
   private probeTimer: NodeJS.Timeout | undefined;
 
-  constructor(ctx: AdapterContext, options: Partial<SqsOptions> = {}) {
+  /** `overrides`: internal tunables a test shortens; the rest comes from the configuration. */
+  constructor(ctx: AdapterContext, overrides: Partial<SqsOptions> = {}) {
     this.ctx = ctx;
     this.logger = ctx.logger;
-    this.options = resolveOptions(options);
+    this.options = resolveOptions(sqsOptions(ctx.config), overrides);
     const emulator = Boolean(process.env.AWS_ENDPOINT_URL_SQS || process.env.AWS_ENDPOINT_URL);
     this.client = new SQSClient({
+      ...(this.options.endpoint !== undefined ? { endpoint: this.options.endpoint } : {}),
       useQueueUrlAsEndpoint: this.options.useQueueUrlAsEndpoint ?? !emulator,
       // A long poll answers within WaitTimeSeconds; a request silent far longer than that is a dead connection.
       requestHandler: { requestTimeout: (this.options.waitTimeSeconds + 30) * 1000, connectionTimeout: 10_000 },
@@ -111,18 +114,18 @@ export class SqsBroker implements BrokerAdapter {
 
   /** Every queue the configuration names, with the variable that names it. */
   private configuredQueues(): [string, string][] {
-    const c = this.ctx.config;
-    const sources = c.source ?? [];
+    const config = this.ctx.config;
+    const sources = config.source ?? [];
     const out = new Map<string, string>();
-    for (const s of sources) out.set(s, 'TURNOUT_SOURCE');
-    for (const [variable, template] of [['TURNOUT_BLUE', c.blue], ['TURNOUT_GREEN', c.green], ['TURNOUT_DLQ', c.dlq]] as const) {
+    for (const source of sources) out.set(source, 'TURNOUT_SOURCE');
+    for (const [variable, template] of [['TURNOUT_BLUE', config.blue], ['TURNOUT_GREEN', config.green], ['TURNOUT_DLQ', config.dlq]] as const) {
       if (template === undefined) continue;
       if (!template.includes('{source}')) {
         if (!out.has(template)) out.set(template, variable);
         continue;
       }
-      for (const s of sources) {
-        const name = expandTarget(template, s);
+      for (const source of sources) {
+        const name = expandTarget(template, source);
         if (!out.has(name)) out.set(name, variable);
       }
     }
@@ -141,7 +144,7 @@ export class SqsBroker implements BrokerAdapter {
     this.assertOpen();
     const queue = await this.queues.get(source);
     this.describe(queue);
-    const consumer = new Consumer({
+    const subscription = new SqsSubscription({
       client: this.client,
       queue,
       source,
@@ -155,9 +158,9 @@ export class SqsBroker implements BrokerAdapter {
       rejected: this.rejected,
       onHealth: (ok) => this.markHealth(ok),
     });
-    this.consumers.add(consumer);
-    consumer.start();
-    return { stop: () => consumer.stop() };
+    this.subscriptions.add(subscription);
+    subscription.start();
+    return subscription;
   }
 
   /** Says at start what happens to refused messages on this queue. */
@@ -263,13 +266,13 @@ export class SqsBroker implements BrokerAdapter {
           AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
         }),
       );
-      const a: Record<string, string | undefined> = out.Attributes ?? {};
-      const n = (k: string): number => Number(a[k] ?? '0') || 0;
+      const attributes: Record<string, string | undefined> = out.Attributes ?? {};
+      const count = (name: string): number => Number(attributes[name] ?? '0') || 0;
       // Delayed messages (deferrals) are waiting too; NotVisible ones are handed out and not yet deleted.
       return {
         queue,
-        depth: n('ApproximateNumberOfMessages') + n('ApproximateNumberOfMessagesDelayed'),
-        inflight: n('ApproximateNumberOfMessagesNotVisible'),
+        depth: count('ApproximateNumberOfMessages') + count('ApproximateNumberOfMessagesDelayed'),
+        inflight: count('ApproximateNumberOfMessagesNotVisible'),
       };
     } catch (err) {
       const e = classify(err, `reading the depth of queue "${queue}"`);
@@ -282,8 +285,8 @@ export class SqsBroker implements BrokerAdapter {
     if (this.closed) return;
     this.closed = true;
     if (this.probeTimer !== undefined) clearInterval(this.probeTimer);
-    await Promise.allSettled([...this.consumers].map((c) => c.close()));
-    this.consumers.clear();
+    await Promise.allSettled([...this.subscriptions].map((subscription) => subscription.close()));
+    this.subscriptions.clear();
     await Promise.allSettled([this.deletes.flushAll(), this.visibility.flushAll()]);
     this.client.destroy();
   }

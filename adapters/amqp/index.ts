@@ -9,76 +9,39 @@
 import { hostname } from 'node:os';
 import * as amqp from 'amqplib';
 import type { ChannelModel } from 'amqplib';
-import { backoffCeiling } from '../src/backoff.ts';
-import type { Logger } from '../src/log.ts';
+import { backoffCeiling } from '../../lib/backoff.ts';
+import type { Logger } from '../../lib/log.ts';
 import {
   BrokerError,
+  type AdapterContext,
   type BrokerAdapter,
   type ConsumeOptions,
   type Handler,
   type Message,
   type QueueDepth,
   type Subscription,
-} from './broker.ts';
-import type { AdapterContext } from './index.ts';
-import { delayQueueArguments, delayQueueName } from './amqp/delay.ts';
-import { classify, redact } from './amqp/errors.ts';
-import { ManagementClient, managementTarget } from './amqp/management.ts';
-import { Publisher, type BrokerLimits } from './amqp/publisher.ts';
-import { AmqpSubscription } from './amqp/subscription.ts';
-
-export interface AmqpOptions {
-  url: string;
-  logger: Logger;
-  /** Shown by RabbitMQ (management UI, rabbitmqctl list_connections). */
-  connectionName?: string;
-  confirmTimeoutMs?: number;
-  /** Reconnect backoff: first delay and cap, ms (full jitter). */
-  reconnectMinMs?: number;
-  reconnectMaxMs?: number;
-}
+} from '../broker.ts';
+import { capabilities } from './capabilities.ts';
+import { delayQueueArguments, delayQueueName } from './delay.ts';
+import { classify, redact } from './errors.ts';
+import { ManagementClient, managementTarget } from './management.ts';
+import { Publisher, type BrokerLimits } from './publisher.ts';
+import { amqpOptions, type AmqpOptions } from './options.ts';
+import { AmqpSubscription } from './subscription.ts';
 
 /** Heartbeat when the URL sets none: a dead peer is noticed within ~2 intervals, so /readyz does not lie for minutes. */
 const DEFAULT_HEARTBEAT_S = 15;
 
-/** RabbitMQ's default consumer_timeout (rabbitmq.conf), 30 min since 3.8.15. */
-const RABBIT_CONSUMER_TIMEOUT_MS = 1_800_000;
+export type { AmqpOptions } from './options.ts';
 
-export function create(ctx: AdapterContext): BrokerAdapter {
-  const b = ctx.config.broker;
-  if (b.kind !== 'amqp') throw new Error(`amqp adapter created for broker kind ${b.kind}`);
-  const logger = ctx.logger.child({ broker: 'amqp' });
-  warnAboutConsumerTimeout(ctx, logger);
-  return new AmqpBroker({
-    url: b.url,
-    logger,
-    connectionName: `turnout ${hostname()}${ctx.config.source ? ` ${ctx.config.source.join(',')}` : ''}`,
-  });
-}
-
-/**
- * A message turnout holds unacked for longer than RabbitMQ's consumer_timeout
- * makes RabbitMQ close the whole channel: every unacked message on it is
- * redelivered (duplicates). Say so at start when the configuration allows it.
- */
-function warnAboutConsumerTimeout(ctx: AdapterContext, logger: Logger): void {
-  const c = ctx.config;
-  if (c.source === undefined) return;
-  let retries = 0;
-  for (let a = 1; a < c.maxAttempts; a++) retries += backoffCeiling(a, c.retryBackoff);
-  const worst = c.deliveryTimeout * c.maxAttempts + retries;
-  const minutes = (ms: number): string => `${Math.round(ms / 60_000)} min`;
-  if (c.deliveryTimeout >= RABBIT_CONSUMER_TIMEOUT_MS) {
-    logger.warn(`TURNOUT_DELIVERY_TIMEOUT (${minutes(c.deliveryTimeout)}) reaches RabbitMQ's default consumer_timeout (30 min): raise consumer_timeout in rabbitmq.conf, or RabbitMQ closes the channel and redelivers every unacked message on it`);
-  } else if (worst > RABBIT_CONSUMER_TIMEOUT_MS) {
-    logger.info(`a message that times out on every attempt is held up to ~${minutes(worst)} (TURNOUT_DELIVERY_TIMEOUT x TURNOUT_MAX_ATTEMPTS + backoff), longer than RabbitMQ's default consumer_timeout (30 min); see docs/rabbitmq.md`);
-  }
+export function create(ctx: AdapterContext): AmqpBroker {
+  return new AmqpBroker(amqpOptions(ctx));
 }
 
 export class AmqpBroker implements BrokerAdapter {
   readonly kind = 'amqp';
-  readonly nativeDeadLetter = true;
-  private readonly o: AmqpOptions;
+  readonly capabilities = capabilities;
+  private readonly options: AmqpOptions;
   private readonly url: string;
   private readonly log: Logger;
   private readonly management: ManagementClient;
@@ -94,7 +57,7 @@ export class AmqpBroker implements BrokerAdapter {
   private readonly delayQueues = new Map<string, Promise<void>>();
 
   constructor(options: AmqpOptions) {
-    this.o = options;
+    this.options = options;
     const { amqpUrl, target } = managementTarget(options.url);
     const u = new URL(amqpUrl);
     if (!u.searchParams.has('heartbeat')) u.searchParams.set('heartbeat', String(DEFAULT_HEARTBEAT_S));
@@ -119,22 +82,13 @@ export class AmqpBroker implements BrokerAdapter {
     const sub = new AmqpSubscription(source, handler, options.prefetch, {
       logger: this.log,
       defer: (src, message, delayMs) => this.publishDeferred(src, message, delayMs),
-      lost: (s) => this.restartLater(s),
+      lost: (lostSub) => this.restartLater(lostSub),
     });
     await sub.start(conn);
+    this.forgetFinished();
     this.subs.add(sub);
     this.log.info({ source, prefetch: options.prefetch }, `consuming ${source} with manual acks, prefetch ${options.prefetch}`);
-    return {
-      stop: async () => {
-        await sub.stop();
-        // still counted for depth() until its in-flight messages settle
-        const forget = (): void => {
-          if (sub.inflight === 0) this.subs.delete(sub);
-          else setTimeout(forget, 1000).unref();
-        };
-        forget();
-      },
-    };
+    return sub;
   }
 
   async publish(queue: string, message: Message): Promise<void> {
@@ -166,20 +120,24 @@ export class AmqpBroker implements BrokerAdapter {
       // no delay queue: nothing deferred
     }
     ch.close().catch(() => {});
+    // A stopped subscription is still counted until its in-flight messages settle.
+    this.forgetFinished();
     let local = 0;
-    for (const s of this.subs) if (s.source === queue) local += s.inflight;
+    for (const sub of this.subs) if (sub.source === queue) local += sub.inflight;
     const broker = await this.management.unacked(queue);
     return { queue, depth, inflight: broker ?? local };
+  }
+
+  /** Stopped subscriptions whose messages are all settled are no longer tracked. */
+  private forgetFinished(): void {
+    for (const sub of this.subs) if (sub.isStopped && sub.inflight === 0) this.subs.delete(sub);
   }
 
   async close(): Promise<void> {
     this.closed = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
-    for (const s of this.subs) {
-      s.stopped = true;
-      s.detach();
-    }
+    for (const sub of this.subs) sub.close();
     const conn = this.conn;
     this.conn = undefined;
     this.publisher = undefined;
@@ -194,7 +152,7 @@ export class AmqpBroker implements BrokerAdapter {
         timeout: 10_000,
         // A publish is three small frames and an ack one; Nagle's algorithm would hold them back waiting for the broker's TCP ack.
         noDelay: true,
-        clientProperties: { connection_name: this.o.connectionName ?? `turnout ${hostname()}` },
+        clientProperties: { connection_name: this.options.connectionName ?? `turnout ${hostname()}` },
       });
     } catch (err) {
       throw classify(err, `connecting to ${redact(this.url)}`);
@@ -215,7 +173,7 @@ export class AmqpBroker implements BrokerAdapter {
     }
     this.conn = conn;
     this.blocked = false;
-    this.publisher = new Publisher(conn, { logger: this.log, limits: this.limits, confirmTimeoutMs: this.o.confirmTimeoutMs ?? 30_000 });
+    this.publisher = new Publisher(conn, { logger: this.log, limits: this.limits, confirmTimeoutMs: this.options.confirmTimeoutMs ?? 30_000 });
     this.log.info({ url: redact(this.url) }, 'connected to RabbitMQ');
   }
 
@@ -223,7 +181,7 @@ export class AmqpBroker implements BrokerAdapter {
     if (conn !== this.conn) return;
     this.conn = undefined;
     this.publisher = undefined;
-    for (const s of this.subs) s.detach();
+    for (const sub of this.subs) sub.detach();
     if (this.closed) return;
     this.log.warn({ err }, 'lost the RabbitMQ connection; unacked messages return to their queues; reconnecting');
     this.scheduleReconnect();
@@ -239,7 +197,7 @@ export class AmqpBroker implements BrokerAdapter {
       this.open().then(() => {
         this.log.info({ attempts: this.reconnectAttempt }, 'reconnected to RabbitMQ; resuming consumers');
         this.reconnectAttempt = 0;
-        for (const s of this.subs) void this.resubscribe(s);
+        for (const sub of this.subs) void this.resubscribe(sub);
       }, (err: unknown) => {
         this.log.warn({ err: classify(err, 'reconnecting') }, 'reconnecting to RabbitMQ failed');
         this.scheduleReconnect();
@@ -249,14 +207,13 @@ export class AmqpBroker implements BrokerAdapter {
 
   /** A subscription's channel died while the connection may still be up (consumer timeout, queue deleted…). */
   private restartLater(sub: AmqpSubscription): void {
-    sub.failures++;
-    setTimeout(() => void this.resubscribe(sub), this.backoff(sub.failures));
+    setTimeout(() => void this.resubscribe(sub), this.backoff(sub.failedStart()));
   }
 
   private async resubscribe(sub: AmqpSubscription): Promise<void> {
     const conn = this.conn;
     // Without a connection the reconnect loop resubscribes everything.
-    if (!conn || this.closed || sub.stopped) return;
+    if (!conn || this.closed || sub.isStopped) return;
     try {
       await sub.start(conn);
     } catch (err) {
@@ -265,10 +222,15 @@ export class AmqpBroker implements BrokerAdapter {
     }
   }
 
-  /** Full jitter over an exponential ceiling. */
+  /**
+   * The reconnect and restart wait: uniform between half the first delay
+   * and the exponential ceiling (lib/backoff.ts), so even the first retry is
+   * spread out. Neither "full" (0 to ceiling) nor "equal" jitter (half
+   * ceiling to ceiling, lib/backoff.ts backoffDelay) of the delivery retries.
+   */
   private backoff(attempt: number): number {
-    const min = this.o.reconnectMinMs ?? 250;
-    const max = this.o.reconnectMaxMs ?? 10_000;
+    const min = this.options.reconnectMinMs ?? 250;
+    const max = this.options.reconnectMaxMs ?? 10_000;
     const ceiling = backoffCeiling(attempt, min, max);
     return Math.round(min / 2 + Math.random() * (ceiling - min / 2));
   }

@@ -15,11 +15,12 @@
 //            reaching the app, so it reaches the redrive DLQ in seconds.
 //   release  visibility 0: handed out again, ApproximateReceiveCount grows.
 
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ReceiveMessageCommand, type Message as SqsMessage, type SQSClient } from '@aws-sdk/client-sqs';
-import { backoffDelay } from '../../src/backoff.ts';
-import type { Logger } from '../../src/log.ts';
+import { backoffDelay, sleep } from '../../lib/backoff.ts';
+import type { Logger } from '../../lib/log.ts';
 import type { Disposition, Handler, Message, Received, Subscription } from '../broker.ts';
+import { invoke, logFailure, type FailureReport } from '../handler.ts';
+import { FifoGroups, releaseOrder } from './fifo-groups.ts';
 import type { Batcher } from './batcher.ts';
 import { decode } from './codec.ts';
 import { classify, isStaleReceipt } from './errors.ts';
@@ -40,7 +41,7 @@ export type Resend = (
   how: { delaySeconds: number; notBefore: number | undefined; groupId: string | undefined },
 ) => Promise<void>;
 
-export interface ConsumerDeps {
+export interface SqsSubscriptionDeps {
   client: SQSClient;
   queue: QueueInfo;
   source: string;
@@ -74,8 +75,10 @@ const MAX_DELAY_SECONDS = 900;
 /** Clocks of different hosts disagree a little; a copy this close to due is due. */
 const DUE_TOLERANCE_MS = 1000;
 
-export class Consumer implements Subscription {
-  private readonly d: ConsumerDeps;
+export class SqsSubscription implements Subscription {
+  readonly source: string;
+  private readonly deps: SqsSubscriptionDeps;
+  private readonly report: FailureReport;
   private readonly leaseSettings: LeaseSettings;
   private stopped = false;
   /** Ends backoff sleeps at stop(). */
@@ -87,14 +90,15 @@ export class Consumer implements Subscription {
   /** Slots promised to receive calls under way. */
   private reserved = 0;
   private readonly unsettled = new Set<Held>();
-  /** FIFO: per group, the held messages in order; the head is being worked on. */
-  private readonly groups = new Map<string, Held[]>();
+  private readonly groups = new FifoGroups<Held>();
   private readonly applying = new Set<Promise<void>>();
   private roomWaiters: (() => void)[] = [];
   private loops: Promise<void>[] = [];
 
-  constructor(deps: ConsumerDeps) {
-    this.d = deps;
+  constructor(deps: SqsSubscriptionDeps) {
+    this.deps = deps;
+    this.source = deps.source;
+    this.report = logFailure(deps.logger);
     const vt = deps.queue.visibilityTimeout;
     this.leaseSettings = {
       extendSeconds: deps.options.visibilityExtensionSeconds ?? Math.max(5, vt),
@@ -104,9 +108,9 @@ export class Consumer implements Subscription {
   }
 
   start(): void {
-    const prefetch = Math.max(1, this.d.prefetch);
+    const prefetch = Math.max(1, this.deps.prefetch);
     // Enough receivers that a full prefetch can be asked for at once.
-    const receivers = Math.min(8, Math.ceil(prefetch / this.d.options.receiveBatch));
+    const receivers = Math.min(8, Math.ceil(prefetch / this.deps.options.receiveBatch));
     for (let i = 0; i < receivers; i++) this.loops.push(this.receiveLoop(prefetch));
   }
 
@@ -120,9 +124,7 @@ export class Consumer implements Subscription {
     this.stopping.abort();
     this.wakeAll();
     // FIFO messages still waiting for their group will not be started: give them back, in order.
-    const waiting: Held[] = [];
-    for (const list of this.groups.values()) for (const h of list) if (!h.started) waiting.push(h);
-    await this.releaseInOrder(waiting);
+    await this.releaseInOrder(this.groups.items().filter((h) => !h.started));
   }
 
   /**
@@ -136,11 +138,11 @@ export class Consumer implements Subscription {
     let timer: NodeJS.Timeout | undefined;
     const waited = await Promise.race([
       polls.then(() => true),
-      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), this.d.options.closeWaitMs))),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), this.deps.options.closeWaitMs))),
     ]);
     clearTimeout(timer);
     if (!waited) {
-      this.d.logger.warn({ source: this.d.source, closeWaitMs: this.d.options.closeWaitMs }, 'a receive request did not answer in time; cutting it off (a message it took stays hidden for the visibility timeout)');
+      this.deps.logger.warn({ source: this.deps.source, closeWaitMs: this.deps.options.closeWaitMs }, 'a receive request did not answer in time; cutting it off (a message it took stays hidden for the visibility timeout)');
       this.cutOff.abort();
       await polls;
     }
@@ -160,30 +162,30 @@ export class Consumer implements Subscription {
     // receive requests (SQS bills them, and each costs a round trip); wait a
     // moment for a fuller batch, but never long enough to leave slots idle
     // behind slow jobs.
-    const fill = Math.min(this.d.options.receiveBatch, Math.max(1, Math.floor(prefetch / 2)));
+    const fill = Math.min(this.deps.options.receiveBatch, Math.max(1, Math.floor(prefetch / 2)));
     const room = (): number => prefetch - this.held - this.reserved;
     while (!this.stopped) {
       if (room() <= 0) {
         await this.waitForRoom();
         continue;
       }
-      if (room() < fill && this.d.options.receiveFillMs > 0) {
-        const until = Date.now() + this.d.options.receiveFillMs;
+      if (room() < fill && this.deps.options.receiveFillMs > 0) {
+        const until = Date.now() + this.deps.options.receiveFillMs;
         while (!this.stopped && room() < fill && Date.now() < until) await this.waitForRoom(until - Date.now());
         if (this.stopped) break;
       }
       const free = room();
       if (free <= 0) continue;
-      const n = Math.min(this.d.options.receiveBatch, free);
+      const n = Math.min(this.deps.options.receiveBatch, free);
       this.reserved += n;
       const startedAt = Date.now();
       let messages: SqsMessage[];
       try {
-        const out = await this.d.client.send(
+        const out = await this.deps.client.send(
           new ReceiveMessageCommand({
-            QueueUrl: this.d.queue.url,
+            QueueUrl: this.deps.queue.url,
             MaxNumberOfMessages: n,
-            WaitTimeSeconds: this.d.options.waitTimeSeconds,
+            WaitTimeSeconds: this.deps.options.waitTimeSeconds,
             MessageAttributeNames: ['All'],
             MessageSystemAttributeNames: ['ApproximateReceiveCount', 'MessageGroupId', 'MessageDeduplicationId'],
           }),
@@ -191,20 +193,16 @@ export class Consumer implements Subscription {
         );
         messages = out.Messages ?? [];
         failures = 0;
-        this.d.onHealth(true);
+        this.deps.onHealth(true);
       } catch (err) {
         this.reserved -= n;
         if (this.cutOff.signal.aborted) return;
         failures++;
-        const e = classify(err, `receiving from queue "${this.d.source}"`);
-        if (e.code === 'unavailable') this.d.onHealth(false);
+        const e = classify(err, `receiving from queue "${this.deps.source}"`);
+        if (e.code === 'unavailable') this.deps.onHealth(false);
         const waitMs = backoffDelay(failures + 1, 250, Math.random, 20_000);
-        this.d.logger[e.code === 'unavailable' ? 'warn' : 'error']({ err: e, source: this.d.source, retryInMs: Math.round(waitMs) }, 'receive failed; retrying');
-        try {
-          await sleep(waitMs, undefined, { signal: this.stopping.signal });
-        } catch {
-          return;
-        }
+        this.deps.logger[e.code === 'unavailable' ? 'warn' : 'error']({ err: e, source: this.deps.source, retryInMs: Math.round(waitMs) }, 'receive failed; retrying');
+        if (!(await sleep(waitMs, this.stopping.signal))) return;
         continue;
       }
       this.reserved -= n;
@@ -241,13 +239,13 @@ export class Consumer implements Subscription {
     if (!receipt) return;
     if (this.stopped) {
       // A receive that was under way when stop() was called: give its messages straight back.
-      this.track(this.d.visibility.add(this.d.queue.url, { receiptHandle: receipt, seconds: 0 }).catch(() => {}));
+      this.track(this.deps.visibility.add(this.deps.queue.url, { receiptHandle: receipt, seconds: 0 }).catch(() => {}));
       return;
     }
-    const decoded = decode(m, this.d.source);
+    const decoded = decode(m, this.deps.source);
     const r = decoded.received;
-    if (decoded.metaProblem) this.d.logger.warn({ source: this.d.source, sqsMessageId: m.MessageId, problem: decoded.metaProblem }, 'unreadable x-turnout attribute; taken as a plain SQS message');
-    const group = this.d.queue.fifo ? m.Attributes?.MessageGroupId : undefined;
+    if (decoded.metaProblem) this.deps.logger.warn({ source: this.deps.source, sqsMessageId: m.MessageId, problem: decoded.metaProblem }, 'unreadable x-turnout attribute; taken as a plain SQS message');
+    const group = this.deps.queue.fifo ? m.Attributes?.MessageGroupId : undefined;
     const h: Held = {
       id: r.id,
       message: r,
@@ -258,17 +256,17 @@ export class Consumer implements Subscription {
       lease: new Lease({
         receiptHandle: receipt,
         receivedAt,
-        initialSeconds: this.d.queue.visibilityTimeout,
+        initialSeconds: this.deps.queue.visibilityTimeout,
         settings: this.leaseSettings,
-        change: (handle, seconds) => this.d.visibility.add(this.d.queue.url, { receiptHandle: handle, seconds }),
-        logger: this.d.logger,
-        label: { source: this.d.source, messageId: r.id },
+        change: (handle, seconds) => this.deps.visibility.add(this.deps.queue.url, { receiptHandle: handle, seconds }),
+        logger: this.deps.logger,
+        label: { source: this.deps.source, messageId: r.id },
       }),
     };
     this.held++;
     this.unsettled.add(h);
 
-    if (this.d.rejected.has(r.id) && this.d.queue.redrive) {
+    if (this.deps.rejected.has(r.id) && this.deps.queue.redrive) {
       // The app already refused it: straight back towards the redrive DLQ.
       h.started = true;
       this.settle(h, { kind: 'reject', reason: 'rejected before' });
@@ -279,14 +277,7 @@ export class Consumer implements Subscription {
       this.settle(h, { kind: 'defer', delayMs: decoded.notBefore - Date.now(), headers: r.headers }, true);
       return;
     }
-    if (group !== undefined) {
-      const list = this.groups.get(group);
-      if (list) {
-        list.push(h);
-        return;
-      }
-      this.groups.set(group, [h]);
-    }
+    if (group !== undefined && !this.groups.admit(group, h)) return; // waits behind its group's head
     this.run(h);
   }
 
@@ -294,41 +285,29 @@ export class Consumer implements Subscription {
 
   private run(h: Held): void {
     h.started = true;
-    let p: Promise<Disposition>;
-    try {
-      p = this.d.handler(h.message);
-    } catch (err) {
-      p = Promise.reject(err);
-    }
-    p.then(
-      (disp) => this.settle(h, disp),
-      (err: unknown) => {
-        this.d.logger.error({ err, source: this.d.source, messageId: h.id }, 'handler failed; releasing the message');
-        this.settle(h, { kind: 'release' });
-      },
-    );
+    void invoke(this.deps.handler, h.message, this.report, (disposition) => this.settle(h, disposition));
   }
 
   /** The handler decided (or the adapter did, for early or rejected copies). */
-  private settle(h: Held, disp: Disposition, early = false): void {
+  private settle(h: Held, disposition: Disposition, early = false): void {
     this.held--;
     this.wakeAll();
-    const goesBack = disp.kind === 'release' || (disp.kind === 'reject' && this.d.queue.redrive !== undefined);
+    const goesBack = disposition.kind === 'release' || (disposition.kind === 'reject' && this.deps.queue.redrive !== undefined);
     const followers = this.nextInGroup(h, goesBack);
     if (h.finished) {
       // close() already gave it back.
-      this.d.logger.debug({ source: this.d.source, messageId: h.id, disposition: disp.kind }, 'decision came after close; the message was already released');
+      this.deps.logger.debug({ source: this.deps.source, messageId: h.id, disposition: disposition.kind }, 'decision came after close; the message was already released');
       if (followers.length > 0) void this.releaseInOrder(followers);
       return;
     }
     if (goesBack && followers.length > 0) {
       // FIFO: the head goes back and what followed it must not overtake it, so all go back together, in order.
-      if (disp.kind === 'reject') this.d.rejected.add(h.id);
+      if (disposition.kind === 'reject') this.deps.rejected.add(h.id);
       void this.releaseInOrder([h, ...followers]);
       return;
     }
     h.finished = true;
-    this.track(this.apply(h, disp, early));
+    this.track(this.apply(h, disposition, early));
     if (followers.length > 0) void this.releaseInOrder(followers);
   }
 
@@ -338,19 +317,9 @@ export class Consumer implements Subscription {
    */
   private nextInGroup(h: Held, headGoesBack: boolean): Held[] {
     if (h.group === undefined) return [];
-    const list = this.groups.get(h.group);
-    if (!list || list[0] !== h) return [];
-    list.shift();
-    if (list.length === 0) {
-      this.groups.delete(h.group);
-      return [];
-    }
-    if (headGoesBack || this.stopped || h.finished) {
-      this.groups.delete(h.group);
-      return list;
-    }
-    this.run(list[0] as Held);
-    return [];
+    const step = this.groups.finish(h.group, h, headGoesBack || this.stopped || h.finished);
+    if (step.next) this.run(step.next);
+    return step.followers;
   }
 
   private track(p: Promise<void>): void {
@@ -358,39 +327,39 @@ export class Consumer implements Subscription {
     void p.finally(() => this.applying.delete(p));
   }
 
-  private async apply(h: Held, disp: Disposition, early: boolean): Promise<void> {
-    const url = this.d.queue.url;
-    const label = { source: this.d.source, messageId: h.id };
+  private async apply(h: Held, disposition: Disposition, early: boolean): Promise<void> {
+    const url = this.deps.queue.url;
+    const label = { source: this.deps.source, messageId: h.id };
     try {
-      switch (disp.kind) {
+      switch (disposition.kind) {
         case 'ack':
           // No extension may race the delete (it would fail on a gone receipt); half a lease is left at least.
           await h.lease.stop();
-          await this.d.deletes.add(url, h.receipt);
+          await this.deps.deletes.add(url, h.receipt);
           break;
         case 'defer':
-          await this.defer(h, disp, early);
+          await this.defer(h, disposition, early);
           break;
         case 'reject':
           await h.lease.stop();
-          if (this.d.queue.redrive) {
-            this.d.rejected.add(h.id);
-            await this.d.visibility.add(url, { receiptHandle: h.receipt, seconds: 0 });
+          if (this.deps.queue.redrive) {
+            this.deps.rejected.add(h.id);
+            await this.deps.visibility.add(url, { receiptHandle: h.receipt, seconds: 0 });
           } else {
             // No redrive policy: leave it invisible for the queue's timeout rather than spin on it.
-            this.d.logger.warn({ ...label, reason: disp.reason }, 'rejected, but the queue has no RedrivePolicy and no TURNOUT_DLQ is set: it comes back after the visibility timeout');
+            this.deps.logger.warn({ ...label, reason: disposition.reason }, 'rejected, but the queue has no RedrivePolicy and no TURNOUT_DLQ is set: it comes back after the visibility timeout');
           }
           break;
         case 'release':
           await h.lease.stop();
-          await this.d.visibility.add(url, { receiptHandle: h.receipt, seconds: 0 });
+          await this.deps.visibility.add(url, { receiptHandle: h.receipt, seconds: 0 });
           break;
       }
     } catch (err) {
       if (isStaleReceipt(err)) {
-        this.d.logger.warn({ ...label, err, disposition: disp.kind }, 'the message was handed out again before its outcome reached SQS; it may be handled twice');
+        this.deps.logger.warn({ ...label, err, disposition: disposition.kind }, 'the message was handed out again before its outcome reached SQS; it may be handled twice');
       } else {
-        this.d.logger.error({ ...label, err: classify(err, `applying ${disp.kind}`), disposition: disp.kind }, 'could not apply the outcome; SQS hands the message out again after its visibility timeout');
+        this.deps.logger.error({ ...label, err: classify(err, `applying ${disposition.kind}`), disposition: disposition.kind }, 'could not apply the outcome; SQS hands the message out again after its visibility timeout');
       }
     } finally {
       await h.lease.stop();
@@ -398,19 +367,19 @@ export class Consumer implements Subscription {
     }
   }
 
-  private async defer(h: Held, disp: Extract<Disposition, { kind: 'defer' }>, early: boolean): Promise<void> {
-    const delayMs = Math.max(0, disp.delayMs);
+  private async defer(h: Held, disposition: Extract<Disposition, { kind: 'defer' }>, early: boolean): Promise<void> {
+    const delayMs = Math.max(0, disposition.delayMs);
     const dueAt = Date.now() + delayMs;
     const { source: _source, redelivered: _redelivered, ...message } = h.message;
-    const copy: Message = { ...message, headers: disp.headers };
+    const copy: Message = { ...message, headers: disposition.headers };
     let delaySeconds = 0;
     let notBefore: number | undefined;
-    if (this.d.queue.fifo) {
+    if (this.deps.queue.fifo) {
       if (early) {
         // Re-sending would only spin: hold this copy invisible until it is due (this pauses its group).
         await h.lease.stop();
-        const seconds = Math.min(Math.ceil(delayMs / 1000), this.d.options.maxVisibilitySeconds - 1);
-        await this.d.visibility.add(this.d.queue.url, { receiptHandle: h.receipt, seconds });
+        const seconds = Math.min(Math.ceil(delayMs / 1000), this.deps.options.maxVisibilitySeconds - 1);
+        await this.deps.visibility.add(this.deps.queue.url, { receiptHandle: h.receipt, seconds });
         return;
       }
       notBefore = delayMs > 0 ? dueAt : undefined;
@@ -419,23 +388,22 @@ export class Consumer implements Subscription {
       notBefore = delayMs > MAX_DELAY_SECONDS * 1000 ? dueAt : undefined;
     }
     try {
-      await this.d.resend(this.d.queue, copy, { delaySeconds, notBefore, groupId: h.group });
+      await this.deps.resend(this.deps.queue, copy, { delaySeconds, notBefore, groupId: h.group });
     } catch (err) {
       // Without a new copy, keep the old one out of sight for the delay (its headers stay as they were).
-      this.d.logger.warn({ source: this.d.source, messageId: h.id, err }, 'deferral copy could not be sent; holding the message invisible instead');
+      this.deps.logger.warn({ source: this.deps.source, messageId: h.id, err }, 'deferral copy could not be sent; holding the message invisible instead');
       await h.lease.stop();
-      const seconds = Math.min(Math.ceil(delayMs / 1000), this.d.options.maxVisibilitySeconds - 1);
-      await this.d.visibility.add(this.d.queue.url, { receiptHandle: h.receipt, seconds });
+      const seconds = Math.min(Math.ceil(delayMs / 1000), this.deps.options.maxVisibilitySeconds - 1);
+      await this.deps.visibility.add(this.deps.queue.url, { receiptHandle: h.receipt, seconds });
       return;
     }
     await h.lease.stop();
-    await this.d.deletes.add(this.d.queue.url, h.receipt);
+    await this.deps.deletes.add(this.deps.queue.url, h.receipt);
   }
 
   private async releaseInOrder(list: Held[]): Promise<void> {
-    // Later messages first: an emulator that puts released FIFO messages back at the head of their group then keeps the order.
-    const ps: Promise<void>[] = [];
-    for (const h of [...list].reverse()) {
+    const releases: Promise<void>[] = [];
+    for (const h of releaseOrder(list)) {
       if (h.finished) continue;
       h.finished = true;
       if (!h.started) {
@@ -444,14 +412,14 @@ export class Consumer implements Subscription {
         this.wakeAll();
       }
       await h.lease.stop();
-      ps.push(
-        this.d.visibility
-          .add(this.d.queue.url, { receiptHandle: h.receipt, seconds: 0 })
-          .catch((err: unknown) => this.d.logger.warn({ source: this.d.source, messageId: h.id, err }, 'could not release a message; it comes back after its visibility timeout'))
+      releases.push(
+        this.deps.visibility
+          .add(this.deps.queue.url, { receiptHandle: h.receipt, seconds: 0 })
+          .catch((err: unknown) => this.deps.logger.warn({ source: this.deps.source, messageId: h.id, err }, 'could not release a message; it comes back after its visibility timeout'))
           .finally(() => this.unsettled.delete(h)),
       );
     }
-    const all = Promise.all(ps).then(() => {});
+    const all = Promise.all(releases).then(() => {});
     this.track(all);
     await all;
   }

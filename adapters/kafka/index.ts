@@ -4,41 +4,41 @@
 // never creates topics) for publishes and deferred copies; one admin client
 // for lag and the deferral topic; one consumer per consumed source, in the
 // source's consumer group, subscribed to the source and to the deferral topic
-// turnout owns for it (adapters/kafka/subscription.ts). Kafka has no
-// dead-letter mechanism of its own, so TURNOUT_DLQ is required (config/load.ts).
+// turnout owns for it (subscription.ts). Kafka has no dead-letter mechanism
+// of its own (capabilities.ts), so TURNOUT_DLQ is required (config/load.ts).
 
 import { Kafka, Partitioners, type Admin, type Producer } from 'kafkajs';
-import { expandTarget } from '../config/load.ts';
-import type { Logger } from '../src/log.ts';
+import { expandTarget } from '../../lib/targets.ts';
+import type { Logger } from '../../lib/log.ts';
 import {
   BrokerError,
+  type AdapterContext,
   type BrokerAdapter,
   type ConsumeOptions,
   type Handler,
   type Message,
   type QueueDepth,
   type Subscription,
-} from './broker.ts';
-import type { AdapterContext } from './index.ts';
-import { kafkaSettings, type KafkaSettings } from './kafka/client.ts';
-import { classify, codeOf } from './kafka/errors.ts';
-import { toRecord } from './kafka/records.ts';
-import { KafkaSubscription } from './kafka/subscription.ts';
+} from '../broker.ts';
+import { capabilities } from './capabilities.ts';
+import { kafkaSettings, RETRY, type KafkaSettings } from './options.ts';
+import { classify, codeOf } from './errors.ts';
+import { toRecord } from './records.ts';
+import { KafkaSubscription } from './subscription.ts';
 
 /** How often reachability is checked while nothing else talks to the broker (drives isUp). */
 const PROBE_MS = 10_000;
 
-export function create(ctx: AdapterContext): BrokerAdapter {
+export function create(ctx: AdapterContext): KafkaBroker {
   const logger = ctx.logger.child({ broker: 'kafka' });
-  return new KafkaBroker(kafkaSettings(ctx.config, logger), logger, ctx.config.group);
+  return new KafkaBroker(kafkaSettings(ctx.config, logger), logger);
 }
 
 export class KafkaBroker implements BrokerAdapter {
   readonly kind = 'kafka';
-  readonly nativeDeadLetter = false;
-  private readonly s: KafkaSettings;
+  readonly capabilities = capabilities;
+  private readonly settings: KafkaSettings;
   private readonly log: Logger;
-  private readonly groupTemplate: string;
   private readonly kafka: Kafka;
   private producer: Producer | undefined;
   private admin: Admin | undefined;
@@ -53,22 +53,21 @@ export class KafkaBroker implements BrokerAdapter {
   private readonly subs = new Map<string, KafkaSubscription>();
   private readonly allSubs = new Set<KafkaSubscription>();
 
-  constructor(settings: KafkaSettings, logger: Logger, groupTemplate = 'turnout-{source}') {
-    this.s = settings;
+  constructor(settings: KafkaSettings, logger: Logger) {
+    this.settings = settings;
     this.log = logger;
-    this.groupTemplate = groupTemplate;
     this.kafka = new Kafka(settings.client);
   }
 
   async connect(): Promise<void> {
     if (this.closed) throw new BrokerError('unavailable', 'kafka adapter is closed');
     const producer = this.kafka.producer({
-      idempotent: this.s.idempotent,
+      idempotent: this.settings.idempotent,
       allowAutoTopicCreation: false,
       // Java-compatible key hashing: a key lands on the partition a Java producer would pick.
       createPartitioner: Partitioners.DefaultPartitioner,
       // The idempotent default is to retry forever; turnout needs publish() to answer.
-      retry: { initialRetryTime: 100, maxRetryTime: 3000, retries: 5 },
+      retry: RETRY,
     });
     const admin = this.kafka.admin();
     try {
@@ -77,7 +76,7 @@ export class KafkaBroker implements BrokerAdapter {
     } catch (err) {
       await producer.disconnect().catch(() => {});
       await admin.disconnect().catch(() => {});
-      throw classify(err, `connect to kafka ${this.s.client.brokers.toString()}`);
+      throw classify(err, `connect to kafka ${this.settings.client.brokers.toString()}`);
     }
     this.producer = producer;
     this.admin = admin;
@@ -85,12 +84,12 @@ export class KafkaBroker implements BrokerAdapter {
     this.reachable = true;
     this.probeTimer = setInterval(() => void this.probe(), PROBE_MS);
     this.probeTimer.unref();
-    this.log.info({ brokers: this.s.client.brokers, idempotent: this.s.idempotent }, 'connected to kafka');
+    this.log.info({ brokers: this.settings.client.brokers, idempotent: this.settings.idempotent }, 'connected to kafka');
   }
 
   isUp(): boolean {
     if (!this.connected || this.closed || !this.reachable) return false;
-    for (const sub of this.allSubs) if (!sub.isHealthy()) return false;
+    for (const subscription of this.allSubs) if (!subscription.isHealthy()) return false;
     return true;
   }
 
@@ -117,18 +116,18 @@ export class KafkaBroker implements BrokerAdapter {
 
   async consume(source: string, handler: Handler, options: ConsumeOptions): Promise<Subscription> {
     if (!this.connected || this.closed) throw new BrokerError('unavailable', 'kafka adapter is not connected');
-    const deferTopic = expandTarget(this.s.deferTopic, source);
+    const deferTopic = expandTarget(this.settings.deferTopic, source);
     const partitions = await this.partitionCount(source);
     await this.ensureDeferTopic(deferTopic, partitions);
     const sub = new KafkaSubscription({
       kafka: this.kafka,
       source,
       deferTopic,
-      group: options.group ?? expandTarget(this.groupTemplate, source),
+      group: options.group ?? expandTarget(this.settings.groupTemplate, source),
       prefetch: Math.max(1, options.prefetch),
       handler,
       defer: (topic, message, notBefore) => this.send(topic, message, notBefore),
-      sessionTimeoutMs: this.s.sessionTimeoutMs,
+      sessionTimeoutMs: this.settings.sessionTimeoutMs,
       logger: this.log,
     });
     await sub.start();
@@ -190,12 +189,12 @@ export class KafkaBroker implements BrokerAdapter {
   async depth(queue: string): Promise<QueueDepth> {
     if (!this.admin || this.closed) throw new BrokerError('unavailable', 'kafka adapter is not connected');
     const sub = this.subs.get(queue);
-    const group = sub?.group ?? expandTarget(this.groupTemplate, queue);
+    const group = sub?.group ?? expandTarget(this.settings.groupTemplate, queue);
     let depth = await this.lag(queue, group);
     // Deferred messages wait too, on the deferral topic, in the same group.
     if (sub) depth += await this.lag(sub.deferTopic, group).catch(() => 0);
     let inflight = 0;
-    for (const s of this.allSubs) if (s.source === queue) inflight += s.inflight;
+    for (const subscription of this.allSubs) if (subscription.source === queue) inflight += subscription.inflight;
     return { queue, depth, inflight };
   }
 
@@ -224,7 +223,7 @@ export class KafkaBroker implements BrokerAdapter {
     if (this.closed) return;
     this.closed = true;
     if (this.probeTimer) clearInterval(this.probeTimer);
-    await Promise.all([...this.allSubs].map((s) => s.close().catch((err: unknown) => this.log.warn({ err }, 'closing a kafka subscription failed'))));
+    await Promise.all([...this.allSubs].map((subscription) => subscription.close().catch((err: unknown) => this.log.warn({ err }, 'closing a kafka subscription failed'))));
     await this.producer?.disconnect().catch(() => {});
     await this.admin?.disconnect().catch(() => {});
     this.connected = false;

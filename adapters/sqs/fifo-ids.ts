@@ -8,8 +8,7 @@
 // once (SQS deduplicates per queue for 5 minutes).
 
 import { createHash } from 'node:crypto';
-import type { RouteKey } from '../../config/schema.ts';
-import { routeKeyOf } from '../../src/router.ts';
+import { routeKeyOf, type RouteKey } from '../../lib/route-key.ts';
 import type { Message } from '../broker.ts';
 
 /** SQS allows 1–128 characters of printable ASCII in group and deduplication ids. */
