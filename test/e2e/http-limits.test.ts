@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { SHED_RESERVE } from '../../src/http/limits.ts';
 import { depthOf, publishVia, startTurnout, type TurnoutProcess } from '../support/process.ts';
 import { holdConnection, rawExchange, type HeldConnection, type RawResult } from '../support/raw-http.ts';
 import { waitFor } from '../support/wait.ts';
@@ -115,7 +116,7 @@ describe('timeouts and header limits', () => {
 
 describe('the connection cap', () => {
   const CAP = 4;
-  const RESERVE = 64; // src/http/limits.ts SHED_RESERVE
+  const RESERVE = SHED_RESERVE;
   let t: TurnoutProcess;
   const held: HeldConnection[] = [];
   const shed: HeldConnection[] = [];

@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConfigError } from '../../config/errors.ts';
 import { loadConfig } from '../../config/load.ts';
+import { schema } from '../../config/schema.ts';
+import { SHED_RESERVE } from '../../src/http/limits.ts';
 
 const load = (env: Record<string, string>): ReturnType<typeof loadConfig>['config'] => loadConfig({}, env).config;
 
@@ -52,4 +54,8 @@ test('a headers timeout longer than the request timeout is refused at start (nod
   refused({ TURNOUT_HTTP_HEADERS_TIMEOUT: '5000', TURNOUT_HTTP_REQUEST_TIMEOUT: '4999' }, 'TURNOUT_HTTP_HEADERS_TIMEOUT', /must not exceed TURNOUT_HTTP_REQUEST_TIMEOUT/);
   refused({ TURNOUT_HTTP_REQUEST_TIMEOUT: '9999' }, 'TURNOUT_HTTP_HEADERS_TIMEOUT', /10000 ms/);
   assert.equal(load({ TURNOUT_HTTP_HEADERS_TIMEOUT: '5000', TURNOUT_HTTP_REQUEST_TIMEOUT: '5000' }).httpRequestTimeout, 5000);
+});
+
+test('the connection cap\'s documentation names the reserve src/http/limits.ts keeps', () => {
+  assert.match(schema.httpMaxConnections.doc, new RegExp(`\\b${SHED_RESERVE} more past that\\b`));
 });
