@@ -4,7 +4,7 @@
 // Unknown fields are errors, so a typo such as `readinesProbe` or a field at
 // the wrong level fails the test instead of being silently dropped by the API
 // server. Field names follow the upstream API references (core/v1, apps/v1,
-// policy/v1, monitoring.coreos.com/v1, keda.sh/v1alpha1,
+// policy/v1, networking.k8s.io/v1, monitoring.coreos.com/v1, keda.sh/v1alpha1,
 // kustomize.config.k8s.io/v1beta1). The full upstream JSON schemas would be
 // stricter still; they are not in this project's dependencies.
 
@@ -188,6 +188,16 @@ const pdbSpec = all(
   },
 );
 
+// --- networking.k8s.io/v1 ---------------------------------------------------------
+const policyPeer = obj({ podSelector: labelSelector, namespaceSelector: labelSelector, ipBlock: obj({ cidr: str, except: arr(str) }, ['cidr']) });
+const policyPort = obj({ port: intOrStr, endPort: int, protocol: oneOf('TCP', 'UDP', 'SCTP') });
+const networkPolicySpec = obj({
+  podSelector: labelSelector,
+  policyTypes: arr(oneOf('Ingress', 'Egress')),
+  ingress: arr(obj({ from: arr(policyPeer), ports: arr(policyPort) })),
+  egress: arr(obj({ to: arr(policyPeer), ports: arr(policyPort) })),
+}, ['podSelector']);
+
 // --- monitoring.coreos.com/v1 ----------------------------------------------------
 const relabelings = arr(any);
 const scrapeEndpoint = { port: str, path: str, interval: promDuration, scrapeTimeout: promDuration, scheme: oneOf('http', 'https'), honorLabels: bool, relabelings, metricRelabelings: relabelings };
@@ -239,6 +249,7 @@ export const KINDS: Record<string, { apiVersion: string; check: Check }> = {
   Deployment: { apiVersion: 'apps/v1', check: obj({ apiVersion: str, kind: str, metadata, spec: deploymentSpec }, ['metadata', 'spec']) },
   Service: { apiVersion: 'v1', check: obj({ apiVersion: str, kind: str, metadata, spec: serviceSpec }, ['metadata', 'spec']) },
   ConfigMap: { apiVersion: 'v1', check: obj({ apiVersion: str, kind: str, metadata, data: map(str), binaryData: map(str), immutable: bool }, ['metadata']) },
+  NetworkPolicy: { apiVersion: 'networking.k8s.io/v1', check: obj({ apiVersion: str, kind: str, metadata, spec: networkPolicySpec }, ['metadata', 'spec']) },
   PodDisruptionBudget: { apiVersion: 'policy/v1', check: obj({ apiVersion: str, kind: str, metadata, spec: pdbSpec }, ['metadata', 'spec']) },
   PodMonitor: { apiVersion: 'monitoring.coreos.com/v1', check: obj({ apiVersion: str, kind: str, metadata, spec: podMonitorSpec }, ['metadata', 'spec']) },
   ServiceMonitor: { apiVersion: 'monitoring.coreos.com/v1', check: obj({ apiVersion: str, kind: str, metadata, spec: serviceMonitorSpec }, ['metadata', 'spec']) },

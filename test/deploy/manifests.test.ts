@@ -23,6 +23,7 @@ import { parseWeight } from '../../src/router.ts';
 import { loadTranslatorsFile, translate } from '../../src/translators.ts';
 import { allYamlDocs, build, K8S, kustomizationDirs, listFiles, readYaml, rel, ROOT, type Build, type Doc } from './k8s-files.ts';
 import { validateDocument } from './k8s-schema.ts';
+import { admits, selectorMatches, type Peer } from './network-policy.ts';
 
 // --- small typed views on the manifests -----------------------------------------
 type Rec = Record<string, unknown>;
@@ -128,7 +129,7 @@ describe('k8s manifests', () => {
     assert.ok(yamlDocs.length >= 20, `found only ${yamlDocs.length} YAML documents`);
     for (const f of jsonFiles) assert.doesNotThrow(() => JSON.parse(readFileSync(f, 'utf8')), rel(f));
     const kinds = new Set(yamlDocs.map((d) => String(d.body.kind)));
-    for (const k of ['Deployment', 'Service', 'ConfigMap', 'PodDisruptionBudget', 'PodMonitor', 'ServiceMonitor', 'PrometheusRule', 'ScaledObject', 'Kustomization']) {
+    for (const k of ['Deployment', 'Service', 'ConfigMap', 'PodDisruptionBudget', 'NetworkPolicy', 'PodMonitor', 'ServiceMonitor', 'PrometheusRule', 'ScaledObject', 'Kustomization']) {
       assert.ok(kinds.has(k), `no ${k} under k8s/`);
     }
     for (const d of ['k8s/base', 'k8s/overlays/consumer', 'k8s/overlays/router', 'k8s/overlays/producer', 'k8s/examples/blue-green', 'k8s/monitoring']) {
@@ -682,6 +683,123 @@ describe('deployment guide', () => {
     for (const p of paths) assert.ok(existsSync(join(ROOT, p)), `docs/kubernetes.md names ${p}, which does not exist`);
     for (const section of ['Apply', 'Ramp', 'dashboard', 'Roll back', 'Remove']) {
       assert.match(guide, new RegExp(`^#+ .*${section}`, 'mi'), `the guide has no section about "${section}"`);
+    }
+  });
+});
+
+// --- network access ---------------------------------------------------------------
+// The peers docs/kubernetes.md names, by the labels it documents, and some that
+// must be kept out. The manifests are applied in one namespace ("orders" here).
+const APP_NS = { 'kubernetes.io/metadata.name': 'orders' };
+const PEERS: Record<string, Peer> = {
+  prometheus: { pod: { 'app.kubernetes.io/name': 'prometheus' }, namespace: { 'kubernetes.io/metadata.name': 'monitoring' }, sameNamespace: false },
+  rollout: { pod: { 'turnout.dev/client': 'rollout' }, namespace: APP_NS, sameNamespace: true },
+  fleetCheck: { pod: { 'turnout.dev/client': 'fleet-check' }, namespace: APP_NS, sameNamespace: true },
+  neighbour: { pod: { 'app.kubernetes.io/name': 'orders-api', 'app.kubernetes.io/component': 'producer' }, namespace: APP_NS, sameNamespace: true },
+  unlabelled: { pod: {}, namespace: APP_NS, sameNamespace: true },
+  otherNamespace: { pod: {}, namespace: { 'kubernetes.io/metadata.name': 'default' }, sameNamespace: false },
+  prometheusLookalike: { pod: { 'app.kubernetes.io/name': 'prometheus' }, namespace: { 'kubernetes.io/metadata.name': 'default' }, sameNamespace: false },
+  rolloutElsewhere: { pod: { 'turnout.dev/client': 'rollout' }, namespace: { 'kubernetes.io/metadata.name': 'default' }, sameNamespace: false },
+};
+/** Who reaches turnout's port, by role: probes come from the kubelet on the node, which NetworkPolicy always admits. */
+const TURNOUT_PORT_PEERS: Record<Sidecar['role'], string[]> = {
+  consumer: ['prometheus', 'rollout', 'fleetCheck'],
+  router: ['prometheus', 'rollout', 'fleetCheck'],
+  producer: ['prometheus', 'fleetCheck'],
+};
+
+describe('network access', () => {
+  const policiesOf = (b: Build): Rec[] => b.docs.filter((d) => d.body.kind === 'NetworkPolicy').map((d) => d.body);
+  const portNumberIn = (pod: Pod) => (name: string): number | undefined =>
+    [...pod.containers, ...pod.initContainers].flatMap((c) => list(c.ports)).find((p) => p.name === name)?.containerPort as number | undefined;
+  const appPortsOf = (pod: Pod): number[] => pod.containers.filter((c) => !isTurnoutImage(c.image)).flatMap((c) => list(c.ports)).map((p) => Number(p.containerPort));
+
+  test('every turnout pod is isolated for ingress by a NetworkPolicy of its kustomization, whose named ports exist in the pod', () => {
+    let pods = 0;
+    for (const b of roleBuilds) {
+      for (const pod of podsOf(b.docs)) {
+        pods++;
+        const selecting = policiesOf(b).filter((p) => {
+          const spec = rec(p.spec);
+          const types = Array.isArray(spec.policyTypes) ? spec.policyTypes : [];
+          // Selected by name, not by an empty selector that would take in every pod of the namespace.
+          return Object.keys(rec(spec.podSelector)).length > 0 && selectorMatches(spec.podSelector, pod.labels) && types.includes('Ingress');
+        });
+        assert.ok(selecting.length >= 1, `${rel(b.dir)} ${pod.name}: no NetworkPolicy isolates it for ingress`);
+        for (const p of selecting) {
+          for (const rule of list(rec(p.spec).ingress)) {
+            for (const port of list(rule.ports)) {
+              if (typeof port.port === 'string') assert.ok(portNumberIn(pod)(port.port) !== undefined, `${nameOf(p)}: named port ${port.port} is not a port of ${pod.name}`);
+            }
+          }
+        }
+      }
+    }
+    assert.ok(pods >= 5, `only ${pods} pods checked`);
+  });
+
+  test("turnout's port admits exactly the peers each role needs: Prometheus, the rollout controller (consumers, routers), fleet checks", () => {
+    for (const b of roleBuilds) {
+      const policies = policiesOf(b);
+      for (const pod of podsOf(b.docs)) {
+        const s = sidecarOf(pod);
+        assert.ok(s);
+        const where = `${rel(b.dir)} ${pod.name} (${s.role})`;
+        const wanted = new Set(TURNOUT_PORT_PEERS[s.role]);
+        for (const [name, peer] of Object.entries(PEERS)) {
+          assert.equal(admits(policies, pod.labels, s.config.port, peer, portNumberIn(pod)), wanted.has(name), `${where}: ${name} on turnout's port ${s.config.port}`);
+        }
+      }
+    }
+  });
+
+  test("nothing else reaches a pod: a consumer's app port is closed (turnout delivers over localhost), a producer's app port is open to its clients only", () => {
+    for (const b of roleBuilds) {
+      const policies = policiesOf(b);
+      for (const pod of podsOf(b.docs)) {
+        const s = sidecarOf(pod);
+        assert.ok(s);
+        const where = `${rel(b.dir)} ${pod.name} (${s.role})`;
+        const appPorts = appPortsOf(pod);
+        for (const port of [...appPorts, 9090, 15000]) {
+          for (const [name, peer] of Object.entries(PEERS)) {
+            const open: boolean = s.role === 'producer' && appPorts.includes(port);
+            assert.equal(admits(policies, pod.labels, port, peer, portNumberIn(pod)), open, `${where}: ${name} on port ${port}`);
+          }
+        }
+        if (s.role === 'producer') assert.ok(appPorts.length > 0, `${where}: the producer's app declares its port`);
+      }
+    }
+  });
+
+  test('the NetworkPolicy check can fail: an open rule, a namespace-wide peer and a missing policy are caught', () => {
+    const b = buildOf('k8s/overlays/consumer');
+    const [pod] = podsOf(b.docs);
+    assert.ok(pod);
+    const [policy] = policiesOf(b);
+    assert.ok(policy);
+    const port = 8787;
+    assert.equal(admits([policy], pod.labels, port, PEERS.neighbour!, portNumberIn(pod)), false);
+    type Spec = { ingress: { from?: Rec[]; ports?: Rec[] }[]; podSelector: Rec };
+    const mutated = (change: (spec: Spec) => void): Rec => {
+      const copy = structuredClone(policy);
+      change(copy.spec as Spec);
+      return copy;
+    };
+    const openRule = mutated((spec) => spec.ingress.push({ ports: [{ port }] }));
+    assert.equal(admits([openRule], pod.labels, port, PEERS.neighbour!, portNumberIn(pod)), true);
+    const wide = mutated((spec) => spec.ingress[0]?.from?.push({ namespaceSelector: {} }));
+    assert.equal(admits([wide], pod.labels, port, PEERS.otherNamespace!, portNumberIn(pod)), true);
+    assert.equal(admits([], pod.labels, port, PEERS.otherNamespace!, portNumberIn(pod)), true, 'no policy: everything is admitted');
+    const elsewhere = mutated((spec) => {
+      spec.podSelector = { matchLabels: { 'app.kubernetes.io/name': 'someone-else' } };
+    });
+    assert.equal(admits([elsewhere], pod.labels, port, PEERS.neighbour!, portNumberIn(pod)), true, 'a policy selecting other pods does not isolate this one');
+  });
+
+  test('docs/kubernetes.md documents the labels the policies select on and the tokens as Secrets', () => {
+    for (const text of ['turnout.dev/client: rollout', 'turnout.dev/client: fleet-check', 'app.kubernetes.io/name: prometheus', 'TURNOUT_PUBLISH_TOKEN', 'TURNOUT_PUBLISH_QUEUES', 'NetworkPolicy']) {
+      assert.ok(guide.includes(text), `docs/kubernetes.md does not mention ${text}`);
     }
   });
 });
