@@ -29,6 +29,8 @@ export interface ChaosApp {
   accepted: Map<string, ChaosDelivery[]>;
   /** Answers given, by kind (accepted, rejected, 500, reset, …). */
   answers: Record<string, number>;
+  /** Requests that generation `gen` made. */
+  fromGen(gen: number): number;
   close(): Promise<void>;
 }
 
@@ -43,6 +45,7 @@ export async function startChaosApp(options: { rejects: (id: string) => boolean 
   const accepted = new Map<string, ChaosDelivery[]>();
   const answers: Record<string, number> = {};
   const sockets = new Set<Socket>();
+  const perGen = new Map<number, number>();
   let turn = 0;
 
   const answer = (d: ChaosDelivery, kind: string): void => {
@@ -61,6 +64,7 @@ export async function startChaosApp(options: { rejects: (id: string) => boolean 
       at: Date.now(),
       answer: '',
     };
+    perGen.set(d.gen, (perGen.get(d.gen) ?? 0) + 1);
     if (mode.kind === 'down') {
       // A request that was already on a kept-alive connection when the app went down.
       answer(d, 'down');
@@ -135,6 +139,7 @@ export async function startChaosApp(options: { rejects: (id: string) => boolean 
     deliveries,
     accepted,
     answers,
+    fromGen: (gen) => perGen.get(gen) ?? 0,
     async set(next) {
       mode = next;
       if (next.kind === 'down' && up) {

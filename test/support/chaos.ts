@@ -9,7 +9,7 @@
 import type { ChaosApp, ChaosDelivery } from './chaos-app.ts';
 import type { FaultProxy } from './fault-proxy.ts';
 import type { TurnoutProcess } from './process.ts';
-import { sleep } from './wait.ts';
+import { sleep, waitFor } from './wait.ts';
 
 export type Interruption = { kind: 'kill' | 'cut' | 'blackhole' | 'refuse'; gen: number; at: number };
 
@@ -43,6 +43,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const say = (s: string): void => o.log(`${((Date.now() - t0) / 1000).toFixed(1)} s: ${s}`);
 
   for (let k = 0; k < o.kills; k++) {
+    // Killed a few seconds into its work, not while it is still joining or connecting.
+    await waitFor(`generation ${gen} delivering`, () => o.app.fromGen(gen) > 0, 60_000, 20);
     await sleep(2000 + Math.random() * 1500);
     await current.kill();
     say(`SIGKILL generation ${gen}`);
