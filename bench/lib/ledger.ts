@@ -45,6 +45,13 @@ export class Ledger {
     return n;
   }
 
+  /** Copies that reached the app of the messages `which` selects. */
+  arrivedAtApp(which: (n: number) => boolean): number {
+    let c = 0;
+    for (let i = 0; i < this.sent; i++) if (which(i)) c += this.app[i] ?? 0;
+    return c;
+  }
+
   report(): { published: number; atApp: number; atDlq: number; missing: number; duplicates: number; misplaced: number; unknown: number } {
     let atApp = 0;
     let atDlq = 0;
