@@ -29,6 +29,8 @@ export interface ChaosApp {
   accepted: Map<string, ChaosDelivery[]>;
   /** Answers given, by kind (accepted, rejected, 500, reset, …). */
   answers: Record<string, number>;
+  /** Ids with a final answer (2xx, or 400 for those the app rejects). */
+  finals: Set<string>;
   /** Requests that generation `gen` made. */
   fromGen(gen: number): number;
   close(): Promise<void>;
@@ -46,6 +48,7 @@ export async function startChaosApp(options: { rejects: (id: string) => boolean 
   const answers: Record<string, number> = {};
   const sockets = new Set<Socket>();
   const perGen = new Map<number, number>();
+  const finals = new Set<string>();
   let turn = 0;
 
   const answer = (d: ChaosDelivery, kind: string): void => {
@@ -94,11 +97,13 @@ export async function startChaosApp(options: { rejects: (id: string) => boolean 
     }
     if (options.rejects(d.id)) {
       answer(d, 'rejected');
+      finals.add(d.id);
       res.writeHead(400, { 'content-type': 'text/plain' });
       res.end('no');
       return;
     }
     answer(d, 'accepted');
+    finals.add(d.id);
     const list = accepted.get(d.id) ?? [];
     list.push(d);
     accepted.set(d.id, list);
@@ -139,6 +144,7 @@ export async function startChaosApp(options: { rejects: (id: string) => boolean 
     deliveries,
     accepted,
     answers,
+    finals,
     fromGen: (gen) => perGen.get(gen) ?? 0,
     async set(next) {
       mode = next;

@@ -147,3 +147,27 @@ export function finalIdsUpTo(app: ChaosApp, gen: number): Set<string> {
   for (const d of app.deliveries) if (d.gen <= gen && (d.answer === 'accepted' || d.answer === 'rejected')) out.add(d.id);
   return out;
 }
+
+/**
+ * Duplicates that no interruption explains: a broker hands a message out
+ * again only after the process holding it lost it (killed, or its connection
+ * cut), so between two final copies of an id there must be an interruption
+ * of the generation that made the first. Returns the ids for which there is none.
+ */
+export function unexplainedDuplicates(app: ChaosApp, duplicates: string[], interruptions: Interruption[]): string[] {
+  const wanted = new Set(duplicates);
+  const finals = new Map<string, ChaosDelivery[]>();
+  for (const d of app.deliveries) {
+    if (!wanted.has(d.id) || (d.answer !== 'accepted' && d.answer !== 'rejected')) continue;
+    finals.set(d.id, [...(finals.get(d.id) ?? []), d]);
+  }
+  return duplicates.filter((id) => {
+    const copies = finals.get(id) ?? [];
+    for (let i = 1; i < copies.length; i++) {
+      const prev = copies[i - 1] as ChaosDelivery;
+      const cur = copies[i] as ChaosDelivery;
+      if (!interruptions.some((e) => e.gen === prev.gen && e.at <= cur.at)) return true;
+    }
+    return false;
+  });
+}
