@@ -12,7 +12,8 @@
 // it is gone. So each interruption (a kill, a cut, the connections a
 // black-hole or refusal broke) can bring back at most `prefetch` messages
 // that had reached their outcome, and every copy that comes back is flagged
-// redelivered. Connections in delay mode stay up and bring back nothing.
+// redelivered, and only after an interruption of the generation that made
+// the first copy. Connections in delay mode stay up and bring back nothing.
 
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';

@@ -12,6 +12,8 @@
 // (received, not deleted): only those can come twice, so the sum over all
 // interruptions bounds the extra copies. Faults that hit no held message
 // (a cut whose requests the SDK retries) add to the bound, not to the copies.
+// Each second copy must follow an interruption of the generation that made
+// the first, and carry ApproximateReceiveCount > 1 (redelivered).
 
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
