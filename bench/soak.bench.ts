@@ -213,12 +213,14 @@ async function main(): Promise<void> {
         for (; next < due; next++) {
           const n = next;
           const k = kindOf(n);
+          // Counted when sent: the app may see a message before its publisher sees the confirm.
+          ledger.published(n);
           rabbit.publish(source, k === 'pass' || k === 'reject' ? v2 : v1, {
             persistent: true,
             messageId: idOf(n),
             contentType: 'application/json',
             headers: { [VERSION_HEADER]: VERSION[k] },
-          }, () => ledger.published(n));
+          }, () => {});
         }
         await sleep(5);
       }
@@ -281,7 +283,8 @@ async function main(): Promise<void> {
     const last = samples[samples.length - 1];
     if (!ref || !last) throw new Error('no samples: the run was shorter than one sample interval');
     const growth = last.rssMiB - ref.rssMiB;
-    const steady = samples.filter((s) => s.t > loopFromMs);
+    // A row covers the 10 s before it: it counts once all of that lies past the warm-up.
+    const steady = samples.filter((s) => s.t - SAMPLE_MS >= loopFromMs - 500);
     const worstLoop = Math.max(...steady.map((s) => s.loopP99Ms));
     const rows = samples.map((s) => [`${(s.t / 60_000).toFixed(2)}`, fmt(s.rssMiB, 1), fmt(s.heapMiB, 1), fmt(s.loopP99Ms, 1), fmt(s.loopMaxMs, 1), s.published, s.atApp, s.atDlq, s.backlog]);
     process.stdout.write(`\n## Soak: RabbitMQ, ${minutes} min at ${rate} msg/s\n\n${describeMachine()}; load average at the end ${(await import('node:os')).loadavg().map((l) => l.toFixed(1)).join(' ')}\n\n`);

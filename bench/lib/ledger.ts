@@ -20,7 +20,7 @@ export class Ledger {
     this.expected = expected;
   }
 
-  /** Message n was published (confirmed). */
+  /** Message n was sent (its expected end now counts). */
   published(n: number): void {
     if (n >= this.app.length) this.grow(n + 1);
     this.sent = Math.max(this.sent, n + 1);
