@@ -1,0 +1,173 @@
+// The fault schedule the broker fault-under-load tests share: while a stream
+// of messages flows, the sidecar is SIGKILLed and restarted every few
+// seconds, then the broker connection is delayed, cut, black-holed and
+// refused through the fault proxy, then the app is slow, flaps and answers
+// garbage. Each event that can leave messages finished-but-unacknowledged
+// (a kill, a cut connection) is handed to the test first, so that it can read
+// from the broker what was held at that moment: the bound on duplicates.
+
+import type { ChaosApp, ChaosDelivery } from './chaos-app.ts';
+import type { FaultProxy } from './fault-proxy.ts';
+import type { TurnoutProcess } from './process.ts';
+import { sleep, waitFor } from './wait.ts';
+
+export type Interruption = { kind: 'kill' | 'cut' | 'blackhole' | 'refuse'; gen: number; at: number };
+
+export interface ChaosOptions {
+  /** Starts generation `gen` of turnout (its app URL is app.urlFor(gen)) and waits until it is ready. */
+  start(gen: number): Promise<TurnoutProcess>;
+  proxy: FaultProxy;
+  app: ChaosApp;
+  kills: number;
+  /** Runs while nothing else happens, right after the event: read what the broker holds. */
+  onInterruption(e: Interruption): Promise<void>;
+  log(line: string): void;
+}
+
+export interface ChaosResult {
+  current: TurnoutProcess;
+  gens: number;
+  interruptions: Interruption[];
+}
+
+export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
+  const interruptions: Interruption[] = [];
+  let gen = 0;
+  let current = await o.start(gen);
+  const interrupt = async (kind: Interruption['kind']): Promise<void> => {
+    const e = { kind, gen, at: Date.now() };
+    interruptions.push(e);
+    await o.onInterruption(e);
+  };
+  const t0 = Date.now();
+  const say = (s: string): void => o.log(`${((Date.now() - t0) / 1000).toFixed(1)} s: ${s}`);
+
+  for (let k = 0; k < o.kills; k++) {
+    // Killed a few seconds into its work, not while it is still joining or connecting.
+    await waitFor(`generation ${gen} delivering`, () => o.app.fromGen(gen) > 0, 60_000, 20);
+    await sleep(2000 + Math.random() * 1500);
+    await current.kill();
+    say(`SIGKILL generation ${gen}`);
+    await interrupt('kill');
+    current = await o.start(++gen);
+  }
+
+  await sleep(1000);
+  say('broker: delay 100 ms');
+  await o.proxy.set({ kind: 'delay', ms: 100 });
+  await sleep(2000);
+  await o.proxy.set({ kind: 'pass' });
+  say(`broker: cut (${o.proxy.open()} connections)`);
+  o.proxy.cut();
+  await interrupt('cut');
+  await sleep(2000);
+  say('broker: black-hole');
+  await o.proxy.set({ kind: 'blackhole' });
+  await interrupt('blackhole');
+  await sleep(3000);
+  await o.proxy.set({ kind: 'pass' });
+  await sleep(2000);
+  say('broker: refuse');
+  await o.proxy.set({ kind: 'refuse' });
+  await interrupt('refuse');
+  await sleep(2000);
+  await o.proxy.set({ kind: 'pass' });
+  say('broker: pass');
+  await sleep(1000);
+
+  say('app: slow (150 ms)');
+  await o.app.set({ kind: 'slow', ms: 150 });
+  await sleep(2000);
+  await o.app.set({ kind: 'ok' });
+  await sleep(1000);
+  say('app: flapping');
+  for (let i = 0; i < 3; i++) {
+    await o.app.set({ kind: 'down' });
+    await sleep(600);
+    await o.app.set({ kind: 'ok' });
+    await sleep(600);
+  }
+  await sleep(1500);
+  say('app: garbage');
+  await o.app.set({ kind: 'garbage' });
+  await sleep(3000);
+  await o.app.set({ kind: 'ok' });
+  say('faults over');
+  return { current, gens: gen + 1, interruptions };
+}
+
+export interface Accounting {
+  /** Deliveries beyond the first final outcome of each id (2xx or dead-letter). */
+  extra: number;
+  /** Ids with more than one final outcome. */
+  duplicates: string[];
+  problems: string[];
+}
+
+/**
+ * Every id ends in exactly one place, however often: accepted by the app
+ * (2xx) unless `rejected(id)`, else dead-lettered `rejected`; nothing else
+ * anywhere. `dlq` maps each dead-lettered id to the reasons of its copies.
+ */
+export function account(ids: string[], rejected: (id: string) => boolean, app: ChaosApp, dlq: Map<string, string[]>): Accounting {
+  const problems: string[] = [];
+  const known = new Set(ids);
+  let extra = 0;
+  const duplicates: string[] = [];
+  for (const id of ids) {
+    const ok = app.accepted.get(id)?.length ?? 0;
+    const dl = dlq.get(id) ?? [];
+    if (rejected(id)) {
+      if (ok > 0) problems.push(`${id} must be rejected but the app accepted it ${ok}×`);
+      if (dl.length === 0) problems.push(`${id} lost: rejected by the app but not dead-lettered`);
+      for (const r of dl) if (r !== 'rejected') problems.push(`${id} dead-lettered ${r}, expected rejected`);
+    } else {
+      if (ok === 0) problems.push(`${id} lost: never accepted by the app${dl.length ? ` (dead-lettered ${dl.join(', ')})` : ''}`);
+      else if (dl.length > 0) problems.push(`${id} accepted and dead-lettered (${dl.join(', ')})`);
+    }
+    const n = ok + dl.length;
+    if (n > 1) {
+      extra += n - 1;
+      duplicates.push(id);
+    }
+  }
+  for (const id of app.accepted.keys()) if (!known.has(id)) problems.push(`the app accepted ${id}, which was never published`);
+  for (const id of dlq.keys()) if (!known.has(id)) problems.push(`dead-lettered ${id}, which was never published`);
+  return { extra, duplicates, problems };
+}
+
+/** The later accepted copies of duplicated ids (for the broker's redelivered flag). */
+export function laterCopies(app: ChaosApp, duplicates: string[]): ChaosDelivery[] {
+  return duplicates.flatMap((id) => (app.accepted.get(id) ?? []).slice(1));
+}
+
+/** Distinct ids with a final answer (2xx, or 400 for the rejected ones) from generations ≤ gen. */
+export function finalIdsUpTo(app: ChaosApp, gen: number): Set<string> {
+  const out = new Set<string>();
+  for (const d of app.deliveries) if (d.gen <= gen && (d.answer === 'accepted' || d.answer === 'rejected')) out.add(d.id);
+  return out;
+}
+
+/**
+ * Duplicates that no interruption explains: a broker hands a message out
+ * again only after the process holding it lost it (killed, or its connection
+ * cut), so between two final copies of an id there must be an interruption
+ * of the generation that made the first. Returns the ids for which there is none.
+ */
+export function unexplainedDuplicates(app: ChaosApp, duplicates: string[], interruptions: Interruption[]): string[] {
+  const wanted = new Set(duplicates);
+  const finals = new Map<string, ChaosDelivery[]>();
+  for (const d of app.deliveries) {
+    if (!wanted.has(d.id) || (d.answer !== 'accepted' && d.answer !== 'rejected')) continue;
+    finals.set(d.id, [...(finals.get(d.id) ?? []), d]);
+  }
+  return duplicates.filter((id) => {
+    const copies = finals.get(id) ?? [];
+    for (let i = 1; i < copies.length; i++) {
+      const prev = copies[i - 1] as ChaosDelivery;
+      const cur = copies[i] as ChaosDelivery;
+      if (!interruptions.some((e) => e.gen === prev.gen && e.at <= cur.at)) return true;
+    }
+    return false;
+  });
+}
