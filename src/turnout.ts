@@ -15,6 +15,7 @@ import type { Config } from '../config/schema.ts';
 import { backoffDelay, sleep } from '../lib/backoff.ts';
 import { AppClient } from './delivery.ts';
 import { watchFileContent, type FileWatch } from './file-watch.ts';
+import { sidecarInfo } from './fleet/info.ts';
 import { HttpServer } from './http/server.ts';
 import type { Logger } from '../lib/log.ts';
 import { Metrics } from './metrics.ts';
@@ -103,6 +104,7 @@ export class Turnout {
       metrics: this.metrics,
       logger,
       readiness: () => this.readiness(),
+      info: () => sidecarInfo(this.config, this.translators, this.router.weight),
     });
   }
 

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { isBrokerError, type BrokerAdapter, type BrokerErrorCode } from '../../adapters/broker.ts';
 import type { Config } from '../../config/schema.ts';
+import type { SidecarInfo } from '../fleet/info.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { Metrics } from '../metrics.ts';
 import { publish, PublishRefused } from '../publish.ts';
@@ -20,6 +21,8 @@ export interface HttpDeps {
   logger: Logger;
   /** Ready = connected, consuming and not draining. */
   readiness: () => { ready: boolean; reason?: string };
+  /** GET /v1/info (src/fleet/info.ts). */
+  info?: () => SidecarInfo;
 }
 
 const BROKER_STATUS: Record<BrokerErrorCode, number> = {
@@ -140,6 +143,10 @@ export class HttpServer {
         routeKey: this.d.config.routeKey,
         counts: { ...r.counts },
       });
+      return;
+    }
+    if (path === '/v1/info' && this.d.info) {
+      if (only('GET')) send(res, 200, this.d.info());
       return;
     }
     if (path === '/v1/routes/green-weight') {
