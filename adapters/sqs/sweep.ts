@@ -128,7 +128,7 @@ export class SqsSweep implements Sweep {
   }
 
   unseen(): number {
-    return this.left + this.buffer.length;
+    return Math.max(this.left, this.buffer.length);
   }
 
   private async extend(): Promise<void> {
