@@ -3,9 +3,10 @@
 import { randomUUID } from 'node:crypto';
 import { after, before } from 'node:test';
 import { capabilities } from '../../../adapters/amqp/capabilities.ts';
+import { cliSuite } from '../../migrate/cli.suite.ts';
 import { moveSuite } from '../../migrate/move.suite.ts';
 import { rabbitShared } from './lock.ts';
-import { TestRabbit, connectedBroker } from './rabbit.ts';
+import { AMQP_URL, TestRabbit, connectedBroker } from './rabbit.ts';
 
 let release: () => void = () => {};
 before(async () => {
@@ -22,3 +23,12 @@ moveSuite({
   missingQueue: () => `turnout-test.missing.${randomUUID()}`,
   teardown: () => rabbit.teardown(),
 });
+
+const rabbitCli = new TestRabbit('move-cli');
+cliSuite({
+  name: 'amqp',
+  env: { TURNOUT_BROKER: AMQP_URL },
+  create: () => connectedBroker(),
+  newQueue: () => rabbitCli.queue('classic'),
+});
+after(() => rabbitCli.teardown());

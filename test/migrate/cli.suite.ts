@@ -1,0 +1,114 @@
+// `turnout move` and `turnout drained` as the real processes, per broker:
+// a move SIGKILLed half-way and run again loses nothing, and duplicates no
+// more than what was in flight at the kill. The move handles one message at
+// a time (copy confirmed, then the original removed), so at the kill at most
+// one message was copied and not yet removed: that is the bound, exactly.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { describe, test } from 'node:test';
+import type { BrokerAdapter, Disposition, Message } from '../../adapters/broker.ts';
+import { CLI, runTurnout } from '../support/process.ts';
+import { Tally } from '../support/tally.ts';
+import { sleep, waitFor } from '../support/wait.ts';
+
+export interface CliTarget {
+  name: string;
+  /** TURNOUT_* (and SDK) variables that point a turnout process at the broker. */
+  env: Record<string, string>;
+  create(): Promise<BrokerAdapter>;
+  newQueue(): Promise<string>;
+  /** After a SIGKILL, what the killed process held becomes available again (SQS: its visibility timeout). */
+  heldBackMs?: number;
+  timeoutMs?: number;
+}
+
+const summaryOf = (stdout: string): Record<string, unknown> => JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
+
+export function cliSuite(t: CliTarget): void {
+  const timeout = t.timeoutMs ?? 30_000;
+  describe(`turnout move / drained processes: ${t.name}`, () => {
+    test('a move SIGKILLed half-way, then run again: every message arrives, duplicates at most the one in flight; drained before and after', async () => {
+      const a = await t.create();
+      try {
+        const from = await t.newQueue();
+        const to = await t.newQueue();
+        const n = 200;
+        const ms: Message[] = Array.from({ length: n }, (_, i) => ({ id: randomUUID(), payload: Buffer.from(`{"i":${i}}`), headers: { 'x-schema-version': '2' } }));
+        for (let i = 0; i < n; i += 50) await Promise.all(ms.slice(i, i + 50).map((m) => a.publish(from, m)));
+
+        const groupEnv = { TURNOUT_GROUP: 'turnout-move-{source}' };
+        const before = await runTurnout(['drained', from, '--json'], { ...t.env, ...groupEnv });
+        assert.equal(before.code, 1, before.stderr);
+        const b = JSON.parse(before.stdout) as { drained: boolean; queues: { depth: number }[] };
+        assert.equal(b.drained, false);
+        assert.equal(b.queues[0]?.depth, n);
+
+        // Killed when part of the messages has arrived (counted by a consumer of --to).
+        const tally = new Tally();
+        const sub = await a.consume(to, async (m): Promise<Disposition> => {
+          tally.record(to, m.id);
+          return { kind: 'ack' };
+        }, { prefetch: 50, group: `check-${randomUUID()}` });
+        const child = spawn(process.execPath, [CLI, 'move', '--from', from, '--to', to, '--rate', '40'], { env: { ...process.env, ...t.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+        let err = '';
+        child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        const exited = new Promise<unknown>((r) => child.once('exit', (code, signal) => r(code ?? signal)));
+        await waitFor(`part of the move to arrive (${tally.count(to)})`, () => tally.count(to) >= 40, timeout);
+        child.kill('SIGKILL');
+        assert.equal(await exited, 'SIGKILL', err);
+        const atKill = tally.count(to);
+        assert.ok(atKill < n, `the move had finished before the kill (${atKill})`);
+        if (t.heldBackMs) await sleep(t.heldBackMs);
+
+        const again = await runTurnout(['move', '--from', from, '--to', to], t.env, timeout * 2);
+        assert.equal(again.code, 0, again.stderr);
+        const s = summaryOf(again.stdout);
+        assert.equal(s.failed, 0);
+        assert.equal(s.remaining, 0);
+        await waitFor(`all ${n} on --to (${tally.ids(to).size})`, () => tally.ids(to).size >= n, timeout);
+        await sleep(500);
+        await sub.stop();
+        assert.deepEqual(tally.missing(ms.map((m) => m.id)), []);
+        const dups = tally.duplicates();
+        assert.ok(dups.length <= 1, `duplicates ${dups.length}: more than the one message in flight at the kill`);
+        assert.equal(tally.count(to), n + dups.length);
+        // The first run had removed at least what had arrived at the kill, but the one in flight.
+        assert.ok(Number(s.moved) <= n - atKill + 1, JSON.stringify(s));
+
+        const after = await runTurnout(['drained', from, '--json', '--wait', '10s'], { ...t.env, ...groupEnv });
+        assert.equal(after.code, 0, after.stdout + after.stderr);
+        assert.equal((JSON.parse(after.stdout) as { drained: boolean }).drained, true);
+      } finally {
+        await a.close();
+      }
+    });
+
+    test('the command line: exit 2 naming what is wrong; --dry-run prints the JSON summary and moves nothing', async () => {
+      const bad = await runTurnout(['move', '--from', 'a', '--to', 'b', '--max', '0'], t.env);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /--max/);
+      const where = await runTurnout(['move', '--from', 'a', '--to', 'b', '--where', 'colour=blue'], t.env);
+      assert.equal(where.code, 2);
+      assert.match(where.stderr, /--where/);
+      const broker = await runTurnout(['drained', 'a'], { ...t.env, TURNOUT_BROKER: 'kafka://nohost' });
+      assert.equal(broker.code, 2);
+      assert.match(broker.stderr, /TURNOUT_BROKER/);
+
+      const a = await t.create();
+      try {
+        const from = await t.newQueue();
+        const to = await t.newQueue();
+        await a.publish(from, { id: randomUUID(), payload: Buffer.from('{}'), headers: { 'x-turnout-dlq-reason': 'rejected', 'x-schema-version': '3', 'x-turnout-source': 'orders' } });
+        const dry = await runTurnout(['move', '--from', from, '--to', to, '--dry-run'], t.env, timeout);
+        assert.equal(dry.code, 0, dry.stderr);
+        assert.deepEqual(summaryOf(dry.stdout), { moved: 1, skipped: 0, remaining: 1, byReason: { rejected: 1 }, byVersion: { '3': 1 }, bySource: { orders: 1 }, failed: 0 });
+        const toDepth = await runTurnout(['drained', to, '--json'], { ...t.env, TURNOUT_GROUP: 'turnout-move-{source}' });
+        assert.equal(toDepth.code, 0, `--to received nothing: ${toDepth.stdout}`);
+      } finally {
+        await a.close();
+      }
+    });
+  });
+}
