@@ -128,7 +128,7 @@ const url = (raw: string): string => {
   return v;
 };
 
-// --- Kafka client settings (adapters/kafka.ts reads them) ---
+// --- Kafka client settings (adapters/kafka/options.ts reads them) ---
 const bool = (raw: string): boolean => {
   const v = raw.trim().toLowerCase();
   if (['true', '1', 'yes', 'on'].includes(v)) return true;

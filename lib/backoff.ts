@@ -1,4 +1,7 @@
-/** Longest wait between two attempts (DESIGN.md). */
+// Waiting, written once: the exponential backoff every retry in turnout uses
+// (with or without jitter) and the one sleep (cut short by an AbortSignal).
+
+/** Longest wait between two attempts: the cap of TURNOUT_RETRY_BACKOFF's doubling. */
 export const MAX_BACKOFF_MS = 30_000;
 
 /**

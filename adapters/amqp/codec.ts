@@ -79,18 +79,18 @@ function plain(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(plain);
   if (typeof value === 'bigint') return value.toString();
   if (typeof value === 'object') {
-    const o = value as Record<string, unknown>;
-    if ('!' in o && 'value' in o) {
+    const table = value as Record<string, unknown>;
+    if ('!' in table && 'value' in table) {
       // amqplib's typed values: { '!': 'timestamp', value: seconds }, { '!': 'decimal', value: { places, digits } }
-      if (o['!'] === 'timestamp' && typeof o.value === 'number') return new Date(o.value * 1000).toISOString();
-      if (o['!'] === 'decimal') {
-        const d = o.value as { places: number; digits: number };
-        return String(d.digits / 10 ** d.places);
+      if (table['!'] === 'timestamp' && typeof table.value === 'number') return new Date(table.value * 1000).toISOString();
+      if (table['!'] === 'decimal') {
+        const decimal = table.value as { places: number; digits: number };
+        return String(decimal.digits / 10 ** decimal.places);
       }
-      return plain(o.value);
+      return plain(table.value);
     }
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(o)) out[k] = plain(v);
+    for (const [k, v] of Object.entries(table)) out[k] = plain(v);
     return out;
   }
   return value;

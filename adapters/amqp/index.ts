@@ -86,7 +86,7 @@ export class AmqpBroker implements BrokerAdapter {
     const sub = new AmqpSubscription(source, handler, options.prefetch, {
       logger: this.log,
       defer: (src, message, delayMs) => this.publishDeferred(src, message, delayMs),
-      lost: (s) => this.restartLater(s),
+      lost: (lostSub) => this.restartLater(lostSub),
     });
     await sub.start(conn);
     this.forgetFinished();

@@ -26,7 +26,7 @@ const returnKey = (queue: string, id: string): string => `${queue}\n${id}`;
 
 export class Publisher {
   private readonly conn: ChannelModel;
-  private readonly o: PublisherOptions;
+  private readonly options: PublisherOptions;
   private channel: Promise<ConfirmChannel> | undefined;
   /** Publishes awaiting their confirm, by queue+id: a basic.return is matched to them. */
   private readonly pending = new Map<string, number>();
@@ -35,12 +35,12 @@ export class Publisher {
 
   constructor(conn: ChannelModel, options: PublisherOptions) {
     this.conn = conn;
-    this.o = options;
+    this.options = options;
   }
 
   /** Publishes to a queue through the default exchange; resolves on the broker's confirm. */
   async publish(queue: string, message: Message, extra?: { expiration?: number }): Promise<void> {
-    const limit = this.o.limits.maxMessageBytes;
+    const limit = this.options.limits.maxMessageBytes;
     if (limit !== undefined && message.payload.length > limit) {
       throw new BrokerError('too-large', `message ${message.id} has ${message.payload.length} bytes; RabbitMQ's max_message_size is ${limit}`);
     }
@@ -58,15 +58,15 @@ export class Publisher {
         else resolve();
       };
       const timer = setTimeout(() => {
-        finish(new BrokerError('unavailable', `no publisher confirm for message ${message.id} to ${queue} within ${this.o.confirmTimeoutMs} ms`));
-      }, this.o.confirmTimeoutMs);
+        finish(new BrokerError('unavailable', `no publisher confirm for message ${message.id} to ${queue} within ${this.options.confirmTimeoutMs} ms`));
+      }, this.options.confirmTimeoutMs);
       this.count(this.pending, key, +1);
       try {
         ch.sendToQueue(queue, message.payload, options, (err: unknown) => {
           if (this.count(this.returned, key, -1)) {
             finish(new BrokerError('unknown-queue', `queue "${queue}" does not exist (message ${message.id} was returned unroutable)`));
           } else if (err) {
-            const max = this.o.limits.maxMessageBytes;
+            const max = this.options.limits.maxMessageBytes;
             finish(max !== undefined && message.payload.length > max
               ? new BrokerError('too-large', `message ${message.id} has ${message.payload.length} bytes; RabbitMQ's max_message_size is ${max}`, { cause: err })
               : classify(err, `publishing message ${message.id} to ${queue}`));
@@ -87,8 +87,8 @@ export class Publisher {
         ch.on('return', (m: AmqpMessage) => this.onReturn(m));
         ch.on('error', (err: Error) => {
           const max = maxSizeFrom(err);
-          if (max !== undefined) this.o.limits.maxMessageBytes = max;
-          this.o.logger.warn({ err }, 'publish channel closed by RabbitMQ; a new one is opened for the next publish');
+          if (max !== undefined) this.options.limits.maxMessageBytes = max;
+          this.options.logger.warn({ err }, 'publish channel closed by RabbitMQ; a new one is opened for the next publish');
         });
         ch.on('close', () => {
           if (this.channel === opening) this.channel = undefined;

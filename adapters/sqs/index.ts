@@ -35,7 +35,7 @@ import { encode } from './codec.ts';
 import { capabilities } from './capabilities.ts';
 import { SqsSubscription, type Resend, type VisibilityEntry } from './subscription.ts';
 import { classify } from './errors.ts';
-import { dedupIdOf, groupIdOf } from './fifo.ts';
+import { dedupIdOf, groupIdOf } from './fifo-ids.ts';
 import { resolveOptions, sqsOptions, type SqsOptions } from './options.ts';
 import { Publisher } from './publisher.ts';
 import { Queues, type QueueInfo } from './queues.ts';

@@ -22,15 +22,15 @@ export interface QueueInfo {
   redrive: RedrivePolicy | undefined;
 }
 
-const isUrl = (s: string): boolean => /^https?:\/\//i.test(s);
+const isUrl = (value: string): boolean => /^https?:\/\//i.test(value);
 
 function parseRedrive(raw: string | undefined): RedrivePolicy | undefined {
   if (!raw) return undefined;
   try {
-    const p = JSON.parse(raw) as { deadLetterTargetArn?: unknown; maxReceiveCount?: unknown };
-    const max = Number(p.maxReceiveCount);
-    if (typeof p.deadLetterTargetArn !== 'string' || !Number.isFinite(max)) return undefined;
-    return { deadLetterTargetArn: p.deadLetterTargetArn, maxReceiveCount: max };
+    const policy = JSON.parse(raw) as { deadLetterTargetArn?: unknown; maxReceiveCount?: unknown };
+    const max = Number(policy.maxReceiveCount);
+    if (typeof policy.deadLetterTargetArn !== 'string' || !Number.isFinite(max)) return undefined;
+    return { deadLetterTargetArn: policy.deadLetterTargetArn, maxReceiveCount: max };
   } catch {
     return undefined;
   }

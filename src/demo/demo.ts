@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { MemoryBroker } from '../../adapters/memory/index.ts';
 import { loadConfig, type FlagValues } from '../../config/load.ts';
+import { sleep } from '../../lib/backoff.ts';
 import { createLogger } from '../../lib/log.ts';
 import { Turnout } from '../turnout.ts';
 import { startBlueApp, startGreenApp, type DemoApp } from './apps.ts';
@@ -109,7 +110,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       await progress('');
     }
     const due = started + (i + 1) * interval;
-    if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
+    if (due > Date.now()) await sleep(due - Date.now());
   }
   await progress('producer done');
 
@@ -126,7 +127,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       lastReport = Date.now();
       await progress('settling');
     }
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
   await progress('done');
 
