@@ -65,10 +65,25 @@ export async function runMove(broker: BrokerAdapter, o: MoveOptions): Promise<Mo
   let left = 0; // handed out and left on --from
   const sweep = await broker.sweep(o.from, { group: o.group, dryRun: o.dryRun });
   const started = Date.now();
+  // A signal while waiting for the next message (a Kafka group join, a long poll) ends the wait: nothing is in hand then.
+  let waiting = false;
+  const onAbort = (): void => {
+    if (waiting) void sweep.close();
+  };
+  o.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     while (!o.signal?.aborted) {
       if (o.max !== undefined && s.moved >= o.max) break;
-      const taken = await sweep.next();
+      let taken: Taken | undefined;
+      waiting = true;
+      try {
+        taken = await sweep.next();
+      } catch (err) {
+        if (o.signal?.aborted) break;
+        throw err;
+      } finally {
+        waiting = false;
+      }
       if (!taken) break;
       s.seen++;
       const outcome = await handle(sweep, taken, o, s, started);
@@ -81,6 +96,7 @@ export async function runMove(broker: BrokerAdapter, o: MoveOptions): Promise<Mo
     }
     if (o.signal?.aborted) s.interrupted = true;
   } finally {
+    o.signal?.removeEventListener('abort', onAbort);
     s.remaining = left + sweep.unseen();
     await sweep.close();
   }

@@ -29,7 +29,7 @@ const summaryOf = (stdout: string): Record<string, unknown> => JSON.parse(stdout
 export function cliSuite(t: CliTarget): void {
   const timeout = t.timeoutMs ?? 30_000;
   describe(`turnout move / drained processes: ${t.name}`, () => {
-    test('a move SIGKILLed half-way, then run again: every message arrives, duplicates at most the one in flight; drained before and after', async () => {
+    test('a move interrupted by SIGTERM, then one SIGKILLed half-way, then run again: every message arrives, duplicates at most the one in flight at the kill; drained before and after', async () => {
       const a = await t.create();
       try {
         const from = await t.newQueue();
@@ -51,13 +51,29 @@ export function cliSuite(t: CliTarget): void {
           tally.record(to, m.id);
           return { kind: 'ack' };
         }, { prefetch: 50, group: `check-${randomUUID()}` });
-        const child = spawn(process.execPath, [CLI, 'move', '--from', from, '--to', to, '--rate', '40'], { env: { ...process.env, ...t.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-        let err = '';
-        child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-        const exited = new Promise<unknown>((r) => child.once('exit', (code, signal) => r(code ?? signal)));
-        await waitFor(`part of the move to arrive (${tally.count(to)})`, () => tally.count(to) >= 40, timeout);
-        child.kill('SIGKILL');
-        assert.equal(await exited, 'SIGKILL', err);
+        // First interrupted with SIGTERM (it finishes the message at hand, prints its summary, exit 1),
+        // then run again and SIGKILLed, each when more of the move has arrived (counted by a consumer of --to).
+        const interrupted = async (signal: NodeJS.Signals, arrived: number): Promise<{ exit: unknown; stdout: string; stderr: string }> => {
+          const child = spawn(process.execPath, [CLI, 'move', '--from', from, '--to', to, '--rate', '40'], { env: { ...process.env, ...t.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+          let stdout = '';
+          let stderr = '';
+          child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+          child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+          const exited = new Promise<unknown>((r) => child.once('exit', (code, sig) => r(code ?? sig)));
+          await waitFor(`${arrived} of the move to arrive (${tally.count(to)})`, () => tally.count(to) >= arrived, timeout);
+          child.kill(signal);
+          return { exit: await exited, stdout, stderr };
+        };
+        const term = await interrupted('SIGTERM', 30);
+        assert.equal(term.exit, 1, term.stderr);
+        const first = summaryOf(term.stdout);
+        assert.ok(Number(first.moved) >= 30 && Number(first.remaining) > 0, term.stdout);
+        assert.equal(first.failed, 0);
+        // SIGTERM lets the message at hand finish: nothing was copied twice so far.
+        await waitFor('the first run\'s copies', () => tally.count(to) >= Number(first.moved), timeout);
+        assert.deepEqual(tally.duplicates(), []);
+        const kill = await interrupted('SIGKILL', Number(first.moved) + 30);
+        assert.equal(kill.exit, 'SIGKILL', kill.stderr);
         const atKill = tally.count(to);
         assert.ok(atKill < n, `the move had finished before the kill (${atKill})`);
         if (t.heldBackMs) await sleep(t.heldBackMs);
