@@ -6,12 +6,15 @@
 //
 //   amqp  baseline: amqplib basic.get, confirm-channel publish, ack.
 //   sqs   baseline: ReceiveMessage (10), SendMessage, DeleteMessage (fauxqs emulator).
+//   kafka baseline: kafkajs consumer in the group turnout-move-{from}, each record
+//         sent (acks all) then its offset committed, up to the end offsets at the
+//         start (librdkafka mock cluster). "Left on --from" is that group's lag.
 //
 // Per case a backlog of N messages is put on a fresh queue; throughput is
 // N / wall time of the whole run (the turnout process's start-up included),
 // and every message is accounted for: --to must hold exactly N, --from none.
 //
-//   node bench/move.bench.ts [--messages N] [--rate R] [--only amqp|sqs] [--out FILE]
+//   node bench/move.bench.ts [--messages N] [--rate R] [--only amqp|sqs|kafka] [--out FILE]
 //   (TURNOUT_BENCH_AMQP_URL, default amqp://guest:guest@127.0.0.1:5672)
 
 import { spawn } from 'node:child_process';
@@ -20,6 +23,8 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageBatchCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import * as amqp from 'amqplib';
+import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import { startMockCluster, type MockCluster } from '../test/integration/kafka/cluster.ts';
 import { startEmulator, type Emulator } from '../test/integration/sqs/fauxqs.ts';
 import { describeMachine } from './lib/machine.ts';
 import { benchPayload } from './lib/payload.ts';
@@ -117,6 +122,69 @@ async function sqsCase(emu: Emulator): Promise<BrokerCase> {
   };
 }
 
+async function kafkaCase(cluster: MockCluster): Promise<BrokerCase> {
+  const kafka = new Kafka({ clientId: 'bench-move', brokers: cluster.brokers, logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
+  await admin.connect();
+  await producer.connect();
+  const lag = async (topic: string, group: string): Promise<number> => {
+    const ends = await admin.fetchTopicOffsets(topic);
+    const [committed] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+    let n = 0;
+    for (const e of ends) {
+      const c = Number(committed?.partitions.find((p) => p.partition === e.partition)?.offset ?? -1);
+      n += Number(e.high) - Math.max(Number(e.low), c);
+    }
+    return n;
+  };
+  return {
+    name: 'Kafka (mock cluster)',
+    // the mock cluster cannot start an idempotent kafkajs producer
+    env: { TURNOUT_BROKER: cluster.brokerUrl, TURNOUT_KAFKA_IDEMPOTENT: 'false', TURNOUT_KAFKA_SESSION_TIMEOUT: '6000' },
+    newQueue: () => cluster.newTopic(4, 'bench-move'),
+    async fill(topic, n) {
+      for (let i = 0; i < n; i += 500) {
+        await producer.send({ topic, acks: -1, messages: Array.from({ length: Math.min(500, n - i) }, () => ({ value: PAYLOAD, headers: { 'x-schema-version': '1' } })) });
+      }
+    },
+    // The lag of the group a move of `topic` reads as: on --from what the move has not passed,
+    // on --to (which nothing reads as that group) every record in the log.
+    count: (topic) => lag(topic, `turnout-move-${topic}`),
+    async baseline(from, to) {
+      const ends = new Map((await admin.fetchTopicOffsets(from)).map((e) => [e.partition, BigInt(e.high)]));
+      const done = new Set<number>();
+      for (const [p, end] of ends) if (end === 0n) done.add(p);
+      const consumer = kafka.consumer({ groupId: `turnout-move-${from}`, sessionTimeout: 6000, heartbeatInterval: 1000, maxWaitTimeInMs: 500 });
+      await consumer.connect();
+      await consumer.subscribe({ topic: from, fromBeginning: true });
+      let finish: () => void = () => {};
+      const finished = new Promise<void>((r) => (finish = r));
+      if (done.size === ends.size) finish();
+      await consumer.run({
+        autoCommit: false,
+        eachMessage: async ({ partition, message }) => {
+          const end = ends.get(partition) ?? 0n;
+          if (BigInt(message.offset) >= end) return;
+          await producer.send({ topic: to, acks: -1, messages: [{ key: message.key, value: message.value, headers: message.headers ?? {}, partition }] });
+          await consumer.commitOffsets([{ topic: from, partition, offset: String(BigInt(message.offset) + 1n) }]);
+          if (BigInt(message.offset) + 1n >= end) {
+            done.add(partition);
+            if (done.size === ends.size) finish();
+          }
+        },
+      });
+      await finished;
+      await consumer.disconnect();
+    },
+    async close() {
+      await producer.disconnect();
+      await admin.disconnect();
+      await cluster.stop();
+    },
+  };
+}
+
 function runMoveProcess(env: Record<string, string>, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [...childNodeArgs(), CLI, 'move', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -150,6 +218,7 @@ const rows: Cell[][] = [];
 const cases: (() => Promise<BrokerCase | undefined>)[] = [
   async () => (values.only === undefined || values.only === 'amqp') && (await canConnect(new URL(AMQP_URL).hostname, Number(new URL(AMQP_URL).port || 5672), 2000)) ? amqpCase() : undefined,
   async () => (values.only === undefined || values.only === 'sqs' ? sqsCase(await startEmulator({ mode: 'child' })) : undefined),
+  async () => (values.only === undefined || values.only === 'kafka' ? kafkaCase(await startMockCluster()) : undefined),
 ];
 let invalid = false;
 for (const make of cases) {

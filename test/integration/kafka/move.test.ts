@@ -31,6 +31,7 @@ moveSuite({
 cliSuite({
   name: 'kafka (librdkafka mock cluster)',
   env: kafkaEnv(cluster),
+  log: true,
   create: () => kafkaAdapter(cluster),
   newQueue: () => cluster.newTopic(4, 'move-cli'),
   timeoutMs: 40_000,
