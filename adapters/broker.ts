@@ -103,6 +103,62 @@ export interface QueueDepth {
   inflight: number;
 }
 
+/** What `turnout drained` reads for one queue, split by where the messages wait. */
+export interface Backlog {
+  queue: string;
+  /** Ready to be consumed (Kafka: the group's lag on the topic). */
+  depth: number;
+  /** Handed out and not yet settled (Kafka: not known to the broker, 0). */
+  inflight: number;
+  /** Deferred copies still waiting in turnout's own place for them (AMQP delay queue, SQS delayed messages, Kafka deferral topic, embedded timers). */
+  deferred: number;
+  /** Kafka only: the group whose lag `depth` and `deferred` are. */
+  group?: string;
+}
+
+export interface SweepOptions {
+  /** Kafka: the consumer group the sweep reads as and commits in; other brokers ignore it. */
+  group: string;
+  /** Change nothing on the queue (dry run): no removal, no commit, every message left as found. */
+  dryRun: boolean;
+}
+
+/** A message a sweep handed out; the adapter's own subclass carries what it needs to settle and forward it. */
+export interface Taken {
+  readonly message: Received;
+}
+
+/**
+ * What the sweep does with a message it handed out:
+ * - `ack`: its copy is confirmed elsewhere; remove it from the queue.
+ * - `skip`: not for this run (filter, loop guard); it stays on the queue, this
+ *   sweep does not hand it out again (Kafka: the sweep's group moves past it).
+ * - `keep`: it could not be moved; it stays, and nothing that would overtake
+ *   it in order is handed out after it (Kafka: its partition ends here).
+ */
+export type SweepDisposition = 'ack' | 'skip' | 'keep';
+
+/**
+ * A bounded pass over a queue (`turnout move`): it hands out the messages
+ * that were there when it began, each once, and ends. Messages are handed out
+ * one at a time and settled before the next is asked for.
+ */
+export interface Sweep {
+  /** The next message, or undefined when every message present at the start was handed out (or the rest cannot be reached). */
+  next(): Promise<Taken | undefined>;
+  /**
+   * Publishes `message` (a copy of `taken`, headers possibly rewritten) to
+   * `queue`, keeping the broker's placement of the original: SQS FIFO group
+   * and deduplication id, Kafka key and partition. Resolves once confirmed.
+   */
+  forward(taken: Taken, queue: string, message: Message): Promise<void>;
+  settle(taken: Taken, disposition: SweepDisposition): Promise<void>;
+  /** Messages present at the start that were not handed out (yet). */
+  unseen(): number;
+  /** Ends the sweep: what was skipped or kept becomes available to consumers again. */
+  close(): Promise<void>;
+}
+
 export interface BrokerAdapter {
   /** memory | amqp | sqs | kafka — for logs. */
   readonly kind: string;
@@ -115,6 +171,10 @@ export interface BrokerAdapter {
   /** Resolves only after the broker confirmed the message; rejects with a BrokerError. */
   publish(queue: string, message: Message): Promise<void>;
   depth(queue: string): Promise<QueueDepth>;
+  /** Depth, in-flight and deferred messages of a queue, apart (`turnout drained`); `group` is Kafka's. */
+  backlog(queue: string, options: { group: string }): Promise<Backlog>;
+  /** A bounded pass over a queue for `turnout move`; rejects with 'unknown-queue' when it does not exist. */
+  sweep(queue: string, options: SweepOptions): Promise<Sweep>;
   /** Stop consuming and disconnect. Unsettled messages go back to the broker. */
   close(): Promise<void>;
 }

@@ -1,6 +1,6 @@
 // Soak benchmark (issue 11, item 6): one turnout consumer on RabbitMQ for a
 // long time at a steady 1 000 msg/s, with a mix of what it does: pass
-// (v2, the app accepts), translate (v1 → v2 with DESIGN.md's step), defer
+// (v2, the app accepts), translate (v1 → v2 with the README's example step), defer
 // (v3, which no chain reaches: deferred once, then dead-lettered
 // `unsupported-version`) and dead-letter (the app answers 400: `rejected`).
 // Every 10 s it samples turnout's RSS (/proc/<pid>/status VmRSS), V8 heap

@@ -8,6 +8,8 @@ import { ConfigError } from '../config/errors.ts';
 import { loadConfig, type FlagValues } from '../config/load.ts';
 import { envName, schema, type OptionName } from '../config/schema.ts';
 import { runCheck } from './check.ts';
+import { runFleetCheck } from './fleet/check.ts';
+import { drainedCommand, moveCommand } from './migrate/commands.ts';
 import { createLogger, logProcessWarnings } from '../lib/log.ts';
 import { installShutdown } from './shutdown.ts';
 import { Turnout } from './turnout.ts';
@@ -65,7 +67,7 @@ async function main(): Promise<void> {
   const cli = withOptions(
     yargs(hideBin(process.argv))
       .scriptName('turnout')
-      .usage('turnout [run|check|demo] [options]\n\nEvery option is also an environment variable: --green-weight 10 is TURNOUT_GREEN_WEIGHT=10. Flags win over variables.')
+      .usage('turnout [run|check|demo|move|drained] [options]\n\nEvery option is also an environment variable: --green-weight 10 is TURNOUT_GREEN_WEIGHT=10. Flags win over variables.')
       .command(['run', '$0'], 'Run the sidecar (default).', () => {}, (argv) => run(argv))
       .command(
         'check',
@@ -73,8 +75,13 @@ async function main(): Promise<void> {
         (y) =>
           y
             .option('sample', { type: 'string', describe: 'JSON payload file to run through every chain' })
-            .option('versions', { type: 'string', describe: 'Versions the fleet produces, comma-separated [default: every version the translators, TURNOUT_DEFAULT_VERSION and TURNOUT_PRODUCE_VERSION name]' }),
+            .option('versions', { type: 'string', describe: 'Versions the fleet produces, comma-separated [default: every version the translators, TURNOUT_DEFAULT_VERSION and TURNOUT_PRODUCE_VERSION name]' })
+            .option('fleet', { type: 'string', describe: 'Check running sidecars instead: their GET /v1/info, comma-separated URLs; dns+http://name:port reads every address of the name. Versions: --versions, else what the producer sidecars listed stamp' }),
         async (argv) => {
+          if (argv.fleet !== undefined) {
+            process.exitCode = await runFleetCheck({ fleet: argv.fleet, versions: argv.versions, out: process.stdout });
+            return;
+          }
           const { config, warnings } = loadConfig(flagsFrom(argv), process.env);
           const code = await runCheck(config, { sample: argv.sample, versions: argv.versions, warnings, out: process.stdout });
           process.exitCode = code;
@@ -92,6 +99,8 @@ async function main(): Promise<void> {
           process.exitCode = await runDemo({ messages: argv.messages, rate: argv.rate, out: process.stdout });
         },
       )
+      .command(moveCommand(flagsFrom))
+      .command(drainedCommand(flagsFrom))
       .strict()
       .help()
       .alias('h', 'help')

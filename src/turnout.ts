@@ -18,6 +18,7 @@ import { backoffDelay, sleep } from '../lib/backoff.ts';
 import { AppClient } from './delivery.ts';
 import { retryPolicyOf } from './destination.ts';
 import type { FileWatch } from './file-watch.ts';
+import { sidecarInfo } from './fleet/info.ts';
 import { HttpServer } from './http/server.ts';
 import type { Logger } from '../lib/log.ts';
 import { Metrics } from './metrics.ts';
@@ -111,6 +112,7 @@ export class Turnout {
       metrics: this.metrics,
       logger,
       readiness: () => this.readiness(),
+      info: () => sidecarInfo(this.config, this.translators, this.router.weight),
     });
   }
 

@@ -3,7 +3,7 @@
 // key -> the x-turnout-key header (AMQP has no message key).
 
 import { randomUUID } from 'node:crypto';
-import type { ConsumeMessage, Options } from 'amqplib';
+import type { ConsumeMessage, GetMessage, Options } from 'amqplib';
 import type { Message, Received } from '../broker.ts';
 
 export const KEY_HEADER = 'x-turnout-key';
@@ -36,7 +36,7 @@ export function toPublishOptions(message: Message, extra?: { expiration?: number
 }
 
 /** A delivery as turnout's Received. Header values that are not strings are rendered as strings. */
-export function fromDelivery(msg: ConsumeMessage, source: string): Received {
+export function fromDelivery(msg: ConsumeMessage | GetMessage, source: string): Received {
   const headers: Record<string, string> = {};
   let key: string | undefined;
   const raw = (msg.properties.headers ?? {}) as Record<string, unknown>;

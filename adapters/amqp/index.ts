@@ -18,8 +18,11 @@ import {
   type ConsumeOptions,
   type Handler,
   type Message,
+  type Backlog,
   type QueueDepth,
   type Subscription,
+  type Sweep,
+  type SweepOptions,
 } from '../broker.ts';
 import { capabilities } from './capabilities.ts';
 import { delayQueueArguments, delayQueueName } from './delay.ts';
@@ -28,6 +31,7 @@ import { ManagementClient, managementTarget } from './management.ts';
 import { Publisher, type BrokerLimits } from './publisher.ts';
 import { amqpOptions, type AmqpOptions } from './options.ts';
 import { AmqpSubscription } from './subscription.ts';
+import { AmqpSweep } from './sweep.ts';
 
 /** Heartbeat when the URL sets none: a dead peer is noticed within ~2 intervals, so /readyz does not lie for minutes. */
 const DEFAULT_HEARTBEAT_S = 15;
@@ -126,6 +130,53 @@ export class AmqpBroker implements BrokerAdapter {
     for (const sub of this.subs) if (sub.source === queue) local += sub.inflight;
     const broker = await this.management.unacked(queue);
     return { queue, depth, inflight: broker ?? local };
+  }
+
+  async backlog(queue: string): Promise<Backlog> {
+    const ch = await this.throwawayChannel('a queue check');
+    try {
+      let depth: number;
+      try {
+        depth = (await ch.checkQueue(queue)).messageCount;
+      } catch (err) {
+        throw classify(err, `checking queue ${queue}`);
+      }
+      let deferred = 0;
+      const check = await this.throwawayChannel('a delay queue check');
+      try {
+        deferred = (await check.checkQueue(delayQueueName(queue))).messageCount;
+      } catch {
+        // no delay queue: nothing deferred
+      } finally {
+        check.close().catch(() => {});
+      }
+      this.forgetFinished();
+      let local = 0;
+      for (const sub of this.subs) if (sub.source === queue) local += sub.inflight;
+      const broker = await this.management.unacked(queue);
+      return { queue, depth, inflight: broker ?? local, deferred };
+    } finally {
+      ch.close().catch(() => {});
+    }
+  }
+
+  async sweep(queue: string, _options: SweepOptions): Promise<Sweep> {
+    const ch = await this.throwawayChannel('a move');
+    return AmqpSweep.open(ch, queue, (to, message) => this.publish(to, message));
+  }
+
+  /** A plain channel whose errors are answered by the call that caused them (a passive check of a missing queue closes it). */
+  private async throwawayChannel(purpose: string): Promise<amqp.Channel> {
+    const conn = this.conn;
+    if (!conn || this.closed) throw new BrokerError('unavailable', 'not connected to RabbitMQ');
+    let ch: amqp.Channel;
+    try {
+      ch = await conn.createChannel();
+    } catch (err) {
+      throw classify(err, `opening a channel for ${purpose}`);
+    }
+    ch.on('error', () => {});
+    return ch;
   }
 
   /** Stopped subscriptions whose messages are all settled are no longer tracked. */

@@ -17,14 +17,18 @@ import {
   type ConsumeOptions,
   type Handler,
   type Message,
+  type Backlog,
   type QueueDepth,
   type Subscription,
+  type Sweep,
+  type SweepOptions,
 } from '../broker.ts';
 import { capabilities } from './capabilities.ts';
 import { kafkaSettings, RETRY, type KafkaSettings } from './options.ts';
 import { classify, codeOf } from './errors.ts';
 import { toRecord } from './records.ts';
 import { KafkaSubscription } from './subscription.ts';
+import { KafkaSweep } from './sweep.ts';
 
 /** How often reachability is checked while nothing else talks to the broker (drives isUp). */
 const PROBE_MS = 10_000;
@@ -174,11 +178,13 @@ export class KafkaBroker implements BrokerAdapter {
     await this.send(queue, message);
   }
 
-  private async send(topic: string, message: Message, notBefore?: number): Promise<void> {
+  private async send(topic: string, message: Message, notBefore?: number, partition?: number): Promise<void> {
     const producer = this.producer;
     if (!producer || this.closed) throw new BrokerError('unavailable', 'kafka adapter is not connected');
+    const record = toRecord(message, notBefore);
+    if (partition !== undefined) record.partition = partition;
     try {
-      await producer.send({ topic, acks: -1, timeout: 30_000, messages: [toRecord(message, notBefore)] });
+      await producer.send({ topic, acks: -1, timeout: 30_000, messages: [record] });
     } catch (err) {
       throw classify(err, `publish to ${topic}`);
     }
@@ -196,6 +202,43 @@ export class KafkaBroker implements BrokerAdapter {
     let inflight = 0;
     for (const subscription of this.allSubs) if (subscription.source === queue) inflight += subscription.inflight;
     return { queue, depth, inflight };
+  }
+
+  async backlog(queue: string, options: { group: string }): Promise<Backlog> {
+    if (!this.admin || this.closed) throw new BrokerError('unavailable', 'kafka adapter is not connected');
+    await this.partitionCount(queue);
+    const depth = await this.lag(queue, options.group);
+    const deferTopic = expandTarget(this.settings.deferTopic, queue);
+    let deferred = 0;
+    try {
+      deferred = await this.lag(deferTopic, options.group);
+    } catch (err) {
+      // no deferral topic: nothing was ever deferred
+      if (codeOf(err) !== 'unknown-queue' && !(err instanceof BrokerError && err.code === 'unknown-queue')) throw err;
+    }
+    let inflight = 0;
+    for (const subscription of this.allSubs) if (subscription.source === queue) inflight += subscription.inflight;
+    return { queue, depth, inflight, deferred, group: options.group };
+  }
+
+  async sweep(queue: string, options: SweepOptions): Promise<Sweep> {
+    if (!this.admin || this.closed) throw new BrokerError('unavailable', 'kafka adapter is not connected');
+    await this.partitionCount(queue);
+    const partitions = new Map<string, number>();
+    return KafkaSweep.open({
+      kafka: this.kafka,
+      admin: this.admin,
+      topic: queue,
+      group: options.group,
+      dryRun: options.dryRun,
+      sessionTimeoutMs: this.settings.sessionTimeoutMs,
+      send: (topic, message, partition) => this.send(topic, message, undefined, partition),
+      partitionsOf: async (topic) => {
+        let n = partitions.get(topic);
+        if (n === undefined) partitions.set(topic, (n = await this.partitionCount(topic)));
+        return n;
+      },
+    });
   }
 
   /** Messages after the group's committed offsets (from the start of the log when it has none). */

@@ -10,11 +10,15 @@ import {
   type ConsumeOptions,
   type Handler,
   type Message,
+  type Backlog,
   type QueueDepth,
   type Subscription,
+  type Sweep,
+  type SweepOptions,
 } from '../broker.ts';
 import { capabilities } from './capabilities.ts';
 import { MemoryQueue } from './queue.ts';
+import { MemorySweep } from './sweep.ts';
 
 export function create(ctx: AdapterContext): MemoryBroker {
   return new MemoryBroker({ onError: (err) => ctx.logger.error({ err }, 'embedded broker error') });
@@ -86,6 +90,17 @@ export class MemoryBroker implements BrokerAdapter {
   async depth(queue: string): Promise<QueueDepth> {
     const q = this.queue(queue);
     return { queue, depth: q.ready.length + q.delayed.size, inflight: q.inflight };
+  }
+
+  async backlog(queue: string): Promise<Backlog> {
+    const q = this.queue(queue);
+    return { queue, depth: q.ready.length, inflight: q.inflight, deferred: q.delayed.size };
+  }
+
+  /** Ready messages only: a deferred one is not due and stays on its timer. */
+  async sweep(queue: string, _options: SweepOptions): Promise<Sweep> {
+    if (!this.up) throw new BrokerError('unavailable', 'embedded broker is not connected');
+    return new MemorySweep(this.queue(queue), (to, message) => this.publish(to, message));
   }
 
   /** Removes and returns every ready message of a queue (tests and the demo use it to account for messages). */

@@ -24,8 +24,11 @@ import {
   type ConsumeOptions,
   type Handler,
   type Message,
+  type Backlog,
   type QueueDepth,
   type Subscription,
+  type Sweep,
+  type SweepOptions,
 } from '../broker.ts';
 import { Batcher } from './batcher.ts';
 import { encode } from './codec.ts';
@@ -37,6 +40,7 @@ import { resolveOptions, sqsOptions, type SqsOptions } from './options.ts';
 import { Publisher } from './publisher.ts';
 import { Queues, type QueueInfo } from './queues.ts';
 import { RejectMemory } from './reject-memory.ts';
+import { SqsSweep, type Placement } from './sweep.ts';
 
 export type { SqsOptions } from './options.ts';
 
@@ -184,6 +188,11 @@ export class SqsBroker implements BrokerAdapter {
   }
 
   async publish(queue: string, message: Message): Promise<void> {
+    await this.place(queue, message, undefined);
+  }
+
+  /** A publish; to a FIFO queue with the group and deduplication id of `from` when it has them (a moved copy). */
+  private async place(queue: string, message: Message, from: Placement | undefined): Promise<void> {
     this.assertOpen();
     const info = await this.queues.get(queue);
     // A dead-letter copy must land even if its headers do not fit as attributes: they ride inside x-turnout.
@@ -198,9 +207,55 @@ export class SqsBroker implements BrokerAdapter {
     const entry = {
       MessageBody: enc.body,
       MessageAttributes: enc.attributes,
-      ...(info.fifo ? { MessageGroupId: groupIdOf(message, this.ctx.config.routeKey), MessageDeduplicationId: dedupIdOf(message) } : {}),
+      ...(info.fifo
+        ? {
+            MessageGroupId: from?.groupId ?? groupIdOf(message, this.ctx.config.routeKey),
+            MessageDeduplicationId: from?.dedupId ?? dedupIdOf(message),
+          }
+        : {}),
     };
     await this.send(info, { entry, size: enc.size, queueName: queue });
+  }
+
+  async sweep(queue: string, _options: SweepOptions): Promise<Sweep> {
+    this.assertOpen();
+    const info = await this.queues.get(queue);
+    return SqsSweep.open({
+      client: this.client,
+      queue: info,
+      visibilitySeconds: this.options.visibilityExtensionSeconds ?? Math.max(5, info.visibilityTimeout),
+      waitSeconds: Math.min(2, this.options.waitTimeSeconds),
+      forward: (to, message, placement) => this.place(to, message, placement),
+    });
+  }
+
+  async backlog(queue: string): Promise<Backlog> {
+    const c = await this.counts(queue);
+    return {
+      queue,
+      depth: c('ApproximateNumberOfMessages'),
+      inflight: c('ApproximateNumberOfMessagesNotVisible'),
+      deferred: c('ApproximateNumberOfMessagesDelayed'),
+    };
+  }
+
+  private async counts(queue: string): Promise<(name: string) => number> {
+    this.assertOpen();
+    const info = await this.queues.get(queue);
+    try {
+      const out = await this.client.send(
+        new GetQueueAttributesCommand({
+          QueueUrl: info.url,
+          AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+        }),
+      );
+      const attributes: Record<string, string | undefined> = out.Attributes ?? {};
+      return (name: string): number => Number(attributes[name] ?? '0') || 0;
+    } catch (err) {
+      const e = classify(err, `reading the depth of queue "${queue}"`);
+      if (e.code === 'unknown-queue') this.queues.forget(queue);
+      throw e;
+    }
   }
 
   /** A copy of a consumed message back into its own queue (deferrals). */

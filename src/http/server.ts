@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { isBrokerError, type BrokerAdapter, type BrokerErrorCode } from '../../adapters/broker.ts';
 import { isPercent } from '../../config/percent.ts';
 import type { Config } from '../../config/schema.ts';
+import type { SidecarInfo } from '../fleet/info.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { Metrics } from '../metrics.ts';
 import { publish, PublishRefused } from '../publish.ts';
@@ -22,6 +23,8 @@ export interface HttpDeps {
   logger: Logger;
   /** Ready = connected, consuming and not draining. */
   readiness: () => { ready: boolean; reason?: string };
+  /** GET /v1/info (src/fleet/info.ts). */
+  info?: () => SidecarInfo;
 }
 
 const BROKER_STATUS: Record<BrokerErrorCode, number> = {
@@ -148,6 +151,13 @@ export class HttpServer {
         routeKey: this.deps.config.routeKey,
         counts: { ...router.counts },
       });
+      return;
+    }
+    if (path === '/v1/info') {
+      if (!only('GET')) return;
+      const { info } = this.deps;
+      if (info === undefined) return fail(res, 404, 'no sidecar information here');
+      send(res, 200, info());
       return;
     }
     if (path === '/v1/routes/green-weight') {

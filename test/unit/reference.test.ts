@@ -135,6 +135,8 @@ describe('reference: HTTP', () => {
         consume: async (source) => ({ source, inflight: 0, stop: async () => {} }),
         publish: async (q) => unknown(q),
         depth: async (q) => unknown(q),
+        backlog: async (q) => unknown(q),
+        sweep: async (q) => unknown(q),
         close: async () => {},
       };
       server = new HttpServer({
