@@ -178,6 +178,8 @@ export const schema = {
     doc: 'Version stamped on messages published through turnout that carry none.' },
   translators: { flag: 'translators', group: 'versions', parse: str, allowed: 'a YAML or JSON file path',
     doc: 'File of JSONata translation steps ("1->2": expression); re-read on change.' },
+  translateTimeout: { flag: 'translate-timeout', group: 'versions', default: '1000', parse: int(1, 600000), allowed: '1–600000 ms',
+    doc: 'Budget per message for its whole translation chain, which runs in a separate worker process. A translation still running then is stopped and the message dead-lettered (translate-error, "timed out after N ms"); a translated copy over TURNOUT_MAX_MESSAGE_BYTES is dead-lettered as too-large.' },
   maxAttempts: { flag: 'max-attempts', group: 'delivery', default: '5', parse: int(1, 1000), allowed: '1–1000',
     doc: 'Delivery attempts before dead-lettering (max-attempts).' },
   retryBackoff: { flag: 'retry-backoff', group: 'delivery', default: '200', parse: int(0, 30000), allowed: '0–30000 ms',
