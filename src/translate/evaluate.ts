@@ -75,9 +75,12 @@ export async function translate(chain: RunnableChain, payload: Buffer, limits: T
  */
 export function jsonParseProblem(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err);
-  const at = /at position (\d+)/.exec(text);
-  if (/Unexpected end of JSON input/.test(text)) return 'it ends too early';
-  if (at) return `invalid at character ${at[1]}`;
+  if (/^Unexpected end of JSON input/.test(text)) return 'it ends too early';
+  // "Expected ':' after property name in JSON at position 5 (line 1 column 6)": V8's own words.
+  const at = /^([^"]*?) (?:in|after) JSON at position (\d+)/.exec(text);
+  if (at) return `${at[1]} at character ${at[2]}`;
+  // "Unexpected token 'h', "hello" is not valid JSON" quotes the payload twice.
+  if (/^Unexpected token/.test(text)) return 'unexpected character';
   return 'invalid';
 }
 
