@@ -14,6 +14,7 @@
 
 import { Buffer } from 'node:buffer';
 import { fork, type ChildProcess } from 'node:child_process';
+import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../log.ts';
 import { TranslateError } from './evaluate.ts';
@@ -68,6 +69,8 @@ interface Slot {
 // The worker's file next to this one: .ts when run from source, .js when compiled.
 const WORKER_PATH = fileURLToPath(new URL(`./worker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url));
 const RESPAWN_AFTER_BOOT_FAILURE_MS = 1000;
+/** Nice value of the workers, relative to none: the kernel favours turnout's main process under contention. */
+const WORKER_NICENESS = 10;
 
 export class TranslationPool {
   private readonly o: Required<Omit<TranslationPoolOptions, 'logger'>> & { logger: Logger | undefined };
@@ -156,6 +159,15 @@ export class TranslationPool {
       // Its stderr would put V8's out-of-memory report into the JSON log; read it, do not print it.
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
+    // Translation is background work next to turnout's own event loop (probes, deliveries, acks):
+    // a worker stuck at full CPU until its budget ends must not take the core turnout needs.
+    if (worker.pid !== undefined) {
+      try {
+        setPriority(worker.pid, WORKER_NICENESS);
+      } catch {
+        // Not permitted here (it always is, to lower a priority); the budget still applies.
+      }
+    }
     const slot: Slot = { worker, ready: false, retired: false, stderrTail: '' };
     this.slots.push(slot);
     worker.stderr?.on('data', (d: Buffer) => (slot.stderrTail = (slot.stderrTail + d.toString('utf8')).slice(-4096)));
