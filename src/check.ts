@@ -13,7 +13,8 @@ export interface CheckOptions {
   sample?: string | undefined;
   versions?: string | undefined;
   warnings: string[];
-  out: NodeJS.WritableStream;
+  /** Where the report goes (stdout, through the CLI's secret masking). */
+  out: { write(text: string): unknown };
 }
 
 export async function runCheck(config: Config, options: CheckOptions): Promise<number> {
