@@ -177,13 +177,13 @@ test('turnout check --sample runs within the budget: an endless step is reported
     await writeFile(file, `"1->2": '${ENDLESS}'\n"2->3": '$merge([$, {"v": 3}])'\n`);
     const sample = join(dir, 'sample.json');
     await writeFile(sample, '{"id":1}');
-    const t0 = performance.now();
-    const r = await runTurnout(['check', '--sample', sample, '--versions', '1,2'], { TURNOUT_TRANSLATORS: file, TURNOUT_ACCEPT: '3', TURNOUT_TRANSLATE_TIMEOUT: '300' });
+    // It ends (runTurnout fails the test if it has not after two minutes, however loaded the machine) …
+    const r = await runTurnout(['check', '--sample', sample, '--versions', '1,2'], { TURNOUT_TRANSLATORS: file, TURNOUT_ACCEPT: '3', TURNOUT_TRANSLATE_TIMEOUT: '300' }, 120_000);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /v1\s+translate via 1->2->3/);
+    // … because the endless step was stopped at the budget.
     assert.match(r.stdout, /sample → ERROR: timed out after 300 ms \(TURNOUT_TRANSLATE_TIMEOUT\) translating 1->2->3/);
     assert.match(r.stdout, /v2\s+translate via 2->3[\s\S]*sample → \{"id":1,"v":3\}/);
-    assert.ok(performance.now() - t0 < 20_000);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
