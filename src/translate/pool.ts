@@ -55,11 +55,24 @@ interface Job {
   reject: (e: Error) => void;
 }
 
+interface Sent {
+  id: number;
+  job: Job;
+  timer?: NodeJS.Timeout;
+}
+
+/** Jobs sent ahead to one worker: enough to hide the round trip, few enough that a stuck job delays few. */
+const DEPTH = 4;
+
 interface Slot {
   worker: ChildProcess;
   ready: boolean;
-  /** The job it runs, with its deadline timer. */
-  job?: { id: number; job: Job; timer: NodeJS.Timeout };
+  /**
+   * Jobs sent to it, in the order it runs them (one at a time). The first is
+   * running: its deadline timer starts when it becomes first. The others wait
+   * in the worker, so that it never idles for a round trip between jobs.
+   */
+  sent: Sent[];
   /** Killed (or dead) on purpose: its exit is expected. */
   retired: boolean;
   /** The end of its stderr: how an out-of-memory death is told from others. */
@@ -113,10 +126,9 @@ export class TranslationPool {
     for (const j of this.queue.splice(0)) j.reject(new Error('the translation pool is closed'));
     const stopping = this.slots.splice(0).map((s) => {
       s.retired = true;
-      if (s.job) {
-        clearTimeout(s.job.timer);
-        s.job.job.reject(new Error('the translation pool is closed'));
-        s.job = undefined;
+      for (const j of s.sent.splice(0)) {
+        clearTimeout(j.timer);
+        j.job.reject(new Error('the translation pool is closed'));
       }
       return stop(s.worker);
     });
@@ -125,18 +137,21 @@ export class TranslationPool {
 
   private pump(): void {
     if (this.closed) return;
-    for (const slot of this.slots) {
-      if (slot.ready && slot.job === undefined && this.queue.length > 0) this.dispatch(slot, this.queue.shift() as Job);
-      // An idle pool must not keep the process alive (`turnout check`, tests); a busy worker does.
-      if (slot.ready) hold(slot.worker, slot.job !== undefined);
+    // Level by level, so that jobs spread over the workers (an idle one first) before any
+    // worker gets a second: a stuck job then holds up as few others as possible. While a
+    // worker is starting, the others take one job each: the rest wait for it.
+    const depthLimit = this.slots.some((s) => !s.ready) ? 1 : DEPTH;
+    for (let depth = 1; depth <= depthLimit && this.queue.length > 0; depth++) {
+      for (const slot of this.slots) {
+        if (slot.ready && slot.sent.length < depth && this.queue.length > 0) this.dispatch(slot, this.queue.shift() as Job);
+      }
     }
+    // An idle pool must not keep the process alive (`turnout check`, tests); a busy worker does.
+    for (const slot of this.slots) if (slot.ready) hold(slot.worker, slot.sent.length > 0);
     if (this.queue.length === 0) return;
-    // Workers are started on demand: a sidecar that never translates never pays for them.
-    let wanted = this.queue.length - this.slots.filter((s) => !s.ready).length;
-    while (wanted > 0 && this.slots.length < this.o.size && this.spawnAllowed()) {
-      this.spawn();
-      wanted--;
-    }
+    // Workers are started on the first demand, all of them: a sidecar that never translates never
+    // pays for them, and one that does has its spare worker ready when a job gets stuck.
+    while (this.slots.length < this.o.size && this.spawnAllowed()) this.spawn();
   }
 
   private spawnAllowed(): boolean {
@@ -168,7 +183,7 @@ export class TranslationPool {
         // Not permitted here (it always is, to lower a priority); the budget still applies.
       }
     }
-    const slot: Slot = { worker, ready: false, retired: false, stderrTail: '' };
+    const slot: Slot = { worker, ready: false, retired: false, stderrTail: '', sent: [] };
     this.slots.push(slot);
     worker.stderr?.on('data', (d: Buffer) => (slot.stderrTail = (slot.stderrTail + d.toString('utf8')).slice(-4096)));
     // Spawned because a job waits: it holds the process until it is ready and idle (see pump).
@@ -180,8 +195,8 @@ export class TranslationPool {
 
   private dispatch(slot: Slot, job: Job): void {
     const id = this.nextId++;
-    const timer = setTimeout(() => this.onTimeout(slot, id), this.o.timeoutMs);
-    slot.job = { id, job, timer };
+    slot.sent.push({ id, job });
+    if (slot.sent.length === 1) this.startClock(slot);
     const payload = job.payload;
     const request: JobRequest = {
       id,
@@ -200,19 +215,35 @@ export class TranslationPool {
       this.pump();
       return;
     }
-    const running = slot.job;
+    const running = slot.sent[0];
     if (running === undefined || running.id !== r.id) return;
     clearTimeout(running.timer);
-    slot.job = undefined;
+    slot.sent.shift();
+    this.startClock(slot);
     if (r.kind === 'done') running.job.resolve(Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength));
     else running.job.reject(new TranslateError(r.message, r.reason));
     this.pump();
   }
 
+  /** The worker runs its first job from now on: the budget counts from here. */
+  private startClock(slot: Slot): void {
+    const first = slot.sent[0];
+    if (first === undefined || first.timer !== undefined) return;
+    const id = first.id;
+    first.timer = setTimeout(() => this.onTimeout(slot, id), this.o.timeoutMs);
+  }
+
+  /** Jobs a dead worker had not started go back to the front of the queue: they are not at fault. */
+  private requeueWaiting(slot: Slot): void {
+    const waiting = slot.sent.splice(1).map((j) => j.job);
+    this.queue.unshift(...waiting);
+  }
+
   private onTimeout(slot: Slot, id: number): void {
-    const running = slot.job;
+    const running = slot.sent[0];
     if (slot.retired || running === undefined || running.id !== id) return;
-    slot.job = undefined;
+    this.requeueWaiting(slot);
+    slot.sent.length = 0;
     this.retire(slot);
     running.job.reject(new TranslateError(`timed out after ${this.o.timeoutMs} ms (TURNOUT_TRANSLATE_TIMEOUT) translating ${running.job.chain.label}`));
     this.o.logger?.warn({ chain: running.job.chain.label, timeoutMs: this.o.timeoutMs }, 'a translation overran its budget; its worker process was killed and is replaced');
@@ -223,8 +254,9 @@ export class TranslationPool {
     if (slot.retired) return;
     const wasReady = slot.ready;
     this.retire(slot);
-    const running = slot.job;
-    slot.job = undefined;
+    const running = slot.sent[0];
+    this.requeueWaiting(slot);
+    slot.sent.length = 0;
     if (running) {
       clearTimeout(running.timer);
       // V8 aborts (SIGABRT) with "JavaScript heap out of memory" when the heap limit is reached.

@@ -93,6 +93,17 @@ describe('translation pool', () => {
     assert.deepEqual(order, ['ok', 'stuck']);
   });
 
+  test('jobs sent ahead to a worker whose job overran are not failed: they run on its replacement', async () => {
+    const set = parseTranslators(`"1->2": ${ENDLESS}\n"3->4": '$merge([$, {"ok": true}])'`, 'loop.yaml');
+    const p = pool({ timeoutMs: 500, size: 1 });
+    await p.translate(chain(set, 3, 4), json({}));
+    // One worker, ready: the stuck job and the three after it are all sent to it.
+    const stuck = p.translate(chain(set, 1, 2), json({}));
+    const after = [1, 2, 3].map((i) => p.translate(chain(set, 3, 4), json({ i })));
+    await fails(stuck, 'translate-error', /timed out after 500 ms/);
+    assert.deepEqual((await Promise.all(after)).map((b) => JSON.parse(b.toString()) as unknown), [1, 2, 3].map((i) => ({ i, ok: true })));
+  });
+
   test('a translated copy over maxBytes is too-large; one at exactly maxBytes passes', async () => {
     const set = parseTranslators(`"1->2": '[1..100000]'\n"3->4": '$'`, 'big.yaml');
     const p = pool({ maxBytes: 1000 });
