@@ -24,7 +24,8 @@ import { headerValue, setHeader } from '../lib/headers.ts';
 import { InFlight } from './inflight.ts';
 import type { Logger } from '../lib/log.ts';
 import type { Metrics } from './metrics.ts';
-import { translate, TranslateError, type TranslatorSet } from './translators.ts';
+import type { Translate } from './translate/pool.ts';
+import { translate, TranslateError, type Chain, type TranslatorSet } from './translators.ts';
 
 export interface PipelineDeps {
   config: Config;
@@ -33,6 +34,12 @@ export interface PipelineDeps {
   translators: () => TranslatorSet;
   /** Where messages the gate lets through go: the app (consumer role) or blue/green (router role). */
   destination: Destination;
+  /**
+   * Translates within the budget (Turnout passes its TranslationPool); a
+   * TranslateError carries the dead-letter reason. Default: in this thread,
+   * without a budget (unit tests).
+   */
+  translate?: Translate;
   metrics: Metrics;
   logger: Logger;
 }
@@ -48,6 +55,7 @@ export class Pipeline {
   private readonly config: Config;
   private readonly broker: BrokerAdapter;
   private readonly translators: () => TranslatorSet;
+  private readonly translate: (chain: Chain, payload: Buffer) => Promise<Buffer>;
   private readonly destination: Destination;
   private readonly metrics: Metrics;
   private readonly logger: Logger;
@@ -63,6 +71,7 @@ export class Pipeline {
     this.config = deps.config;
     this.broker = deps.broker;
     this.translators = deps.translators;
+    this.translate = deps.translate ?? ((chain, payload) => translate(chain, payload, { maxBytes: deps.config.maxMessageBytes }));
     this.destination = deps.destination;
     this.metrics = deps.metrics;
     this.logger = deps.logger;
@@ -130,9 +139,9 @@ export class Pipeline {
       case 'translate': {
         let payload: Buffer;
         try {
-          payload = await translate(decision.chain, m.payload);
+          payload = await this.translate(decision.chain, m.payload);
         } catch (err) {
-          if (err instanceof TranslateError) return this.deadLetter(m, 'translate-error', err.message, 0);
+          if (err instanceof TranslateError) return this.deadLetter(m, err.reason, err.message, 0);
           throw err;
         }
         metrics.translated.inc({ from: String(decision.chain.from), to: String(decision.chain.to) });

@@ -28,6 +28,7 @@ import { RouteDestination } from './route-destination.ts';
 import { loadTranslators, loadWeight, watchTranslators, watchWeight } from './reload.ts';
 import { Router } from './router.ts';
 import { TranslatorSet } from './translators.ts';
+import { TranslationPool } from './translate/pool.ts';
 
 export interface TurnoutOptions {
   config: Config;
@@ -53,6 +54,8 @@ export class Turnout {
   readonly pipeline: Pipeline;
   private readonly http: HttpServer;
   private readonly app: AppClient | undefined;
+  /** Runs translations in worker processes, within TURNOUT_TRANSLATE_TIMEOUT. */
+  private readonly translation: TranslationPool;
   private translators: TranslatorSet;
   private readonly watches: FileWatch[] = [];
   /** File contents as loaded at start, the baselines for the reload watchers. */
@@ -95,6 +98,7 @@ export class Turnout {
       : undefined;
     // With an app, consumed messages go to it (TURNOUT_BLUE/GREEN then serve /v1/publish only).
     const retry = retryPolicyOf(config);
+    this.translation = new TranslationPool({ timeoutMs: config.translateTimeout, maxBytes: config.maxMessageBytes, logger });
     this.pipeline = new Pipeline({
       config,
       broker,
@@ -102,6 +106,7 @@ export class Turnout {
       destination: this.app !== undefined
         ? new AppDestination({ app: this.app, retry, metrics: this.metrics, logger })
         : new RouteDestination({ router: this.router, broker, retry }),
+      translate: (chain, payload) => this.translation.translate(chain, payload),
       metrics: this.metrics,
       logger,
     });
@@ -140,6 +145,7 @@ export class Turnout {
       await turnout.pipeline.start();
     } catch (err) {
       await turnout.http.close();
+      await turnout.translation.close();
       await broker.close().catch(() => {});
       if (err instanceof BrokerError && (err.code === 'unknown-queue' || err.code === 'forbidden')) {
         throw new ConfigError(`TURNOUT_SOURCE: ${err.message}`, 'TURNOUT_SOURCE');
@@ -267,6 +273,7 @@ export class Turnout {
     if (result.clean) this.logger.info('drained: every in-flight message finished');
     else this.logger.warn({ released: result.released }, 'drain deadline passed: unfinished messages went back to the broker unacknowledged');
     await this.app?.close();
+    await this.translation.close();
     const heldInMemory = this.broker instanceof MemoryBroker ? this.broker.held() : 0;
     await this.broker.close().catch((err: unknown) => this.logger.warn({ err }, 'closing the broker connection failed'));
     if (heldInMemory > 0) this.logger.warn({ heldInMemory }, 'the embedded broker still held messages; they end with this process');
