@@ -92,6 +92,31 @@ async function main(): Promise<void> {
           process.exitCode = await runDemo({ messages: argv.messages, rate: argv.rate, out: process.stdout });
         },
       )
+      .command(
+        'rollout <plan>',
+        'Progressive rollout: ramp the green weight on every router step by step, judge green from metrics, promote or roll back (exit 0 promoted, 1 rolled back/aborted, 2 invalid plan). turnout rollout status|pause|resume|promote|abort --controller URL drives a running controller.',
+        (y) =>
+          y
+            .positional('plan', { type: 'string', demandOption: true, describe: 'PLAN.yaml, or status | pause | resume | promote | abort with --controller' })
+            .option('restart', { type: 'boolean', default: false, describe: 'Start afresh even if the state file says this rollout ended' })
+            .option('keep-serving', { type: 'boolean', default: false, describe: 'After the end, keep serving the status and metrics until SIGTERM (for a Deployment)' })
+            .option('controller', { type: 'string', describe: "A running controller's base URL (for status, pause, resume, promote, abort)" }),
+        async (argv) => {
+          const { config } = loadConfig(flagsFrom(argv), process.env);
+          const plan = String(argv.plan);
+          if (['status', 'pause', 'resume', 'promote', 'abort'].includes(plan)) {
+            if (argv.controller === undefined) {
+              process.stderr.write(`turnout: rollout ${plan} needs --controller URL\n`);
+              process.exit(2);
+            }
+            const { runRolloutClient } = await import('./rollout/client.ts');
+            process.exitCode = await runRolloutClient(plan, argv.controller, config.adminToken, process.stdout, process.stderr);
+            return;
+          }
+          const { runRolloutCommand } = await import('./rollout/main.ts');
+          process.exitCode = await runRolloutCommand({ planFile: plan, restart: argv.restart, keepServing: argv['keep-serving'], port: config.port, host: config.host, adminToken: config.adminToken, logLevel: config.logLevel });
+        },
+      )
       .strict()
       .help()
       .alias('h', 'help')
