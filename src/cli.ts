@@ -86,10 +86,12 @@ async function main(): Promise<void> {
         (y) =>
           y
             .option('messages', { type: 'number', default: 600, describe: 'Messages the producer sends' })
-            .option('rate', { type: 'number', default: 150, describe: 'Messages per second' }),
+            .option('rate', { type: 'number', default: 150, describe: 'Messages per second' })
+            .option('rollout', { type: 'boolean', default: false, describe: 'Let turnout rollout ramp the weight, judging green from its metrics' })
+            .option('failing-green', { type: 'boolean', default: false, describe: 'With --rollout: a green release that fails 20 % of customers (rolled back)' }),
         async (argv) => {
           const { runDemo } = await import('./demo/demo.ts');
-          process.exitCode = await runDemo({ messages: argv.messages, rate: argv.rate, out: process.stdout });
+          process.exitCode = await runDemo({ messages: argv.messages, rate: argv.rate, out: process.stdout, rollout: argv.rollout, failingGreen: argv['failing-green'] });
         },
       )
       .command(

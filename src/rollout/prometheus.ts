@@ -16,18 +16,27 @@ function exactly(names: string[]): string {
   return JSON.stringify(re);
 }
 
+/**
+ * The increase of each series of `sel` over the last `r`, as judge.ts
+ * computes it from two scrapes: the difference where the counter rose, its
+ * whole value where it fell (a reset) or where the series is new. PromQL's
+ * increase() would instead drop a series' first sample and extrapolate,
+ * which hides the first dead-letters of a series born inside the step.
+ */
+const inc = (sel: string, r: string): string => `((${sel} - ${sel} offset ${r}) >= 0 or (${sel} < ${sel} offset ${r}) or (${sel} unless ${sel} offset ${r}))`;
+
 export function builtinQuery(metric: Builtin, sources: string[] | undefined, rangeSeconds: number): string {
   const sel = sources === undefined ? '' : `{source=~${exactly(sources)}}`;
-  const r = `[${rangeSeconds}s]`;
+  const r = `${rangeSeconds}s`;
   if (metric === 'delivery-p99') {
     // The histogram has no source label: keep the targets that consume one of the sources.
-    const buckets = `increase(turnout_delivery_duration_seconds_bucket${r})`;
+    const buckets = inc('turnout_delivery_duration_seconds_bucket', r);
     const inner = sources === undefined ? buckets : `${buckets} and on (instance, job) turnout_messages_received_total${sel}`;
     return `histogram_quantile(0.99, sum by (le) (${inner}))`;
   }
   const part = metric === 'dead-letter-ratio' ? 'turnout_messages_dead_lettered_total' : 'turnout_messages_deferred_total';
   // No dead-letter series at all is a ratio of 0, not "no data": hence "or vector(0)".
-  return `(sum(increase(${part}${sel}${r})) or vector(0)) / sum(increase(turnout_messages_received_total${sel}${r}))`;
+  return `(sum(${inc(part + sel, r)}) or vector(0)) / sum(${inc('turnout_messages_received_total' + sel, r)})`;
 }
 
 interface QueryAnswer {
@@ -50,6 +59,7 @@ export class PrometheusProvider {
       measure: (checks) => {
         const now = Date.now();
         const range = Math.max(1, Math.round((now - started) / 1000));
+        // (offset takes whole seconds here; the window is rounded to the nearest one.)
         return Promise.all(checks.map((c) => this.query(c.query ?? builtinQuery(c.metric as Builtin, c.sources, range), now)));
       },
     };
