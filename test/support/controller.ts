@@ -57,7 +57,8 @@ export async function startController(args: string[], env: Record<string, string
     if (ended !== undefined) throw new Error(`turnout rollout exited with ${ended}:\n${out}`);
     const line = logs().find((l) => l.msg === 'HTTP listening');
     return line ? Number(line.port) : undefined;
-  }, 20_000).catch((err: unknown) => {
+    // Generous: on a loaded shared machine a node start-up alone can take many seconds.
+  }, 60_000).catch((err: unknown) => {
     child.kill('SIGKILL');
     throw new Error(`${(err as Error).message}\n${out}`);
   });
