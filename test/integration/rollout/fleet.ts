@@ -61,10 +61,12 @@ export async function startFleet(label: string, o: FleetOptions = {}): Promise<F
     TURNOUT_GREEN_WEIGHT: '0', TURNOUT_DLQ: queues.dead, TURNOUT_ADMIN_TOKEN: ADMIN_TOKEN, TURNOUT_LOG_LEVEL: 'info',
   });
   // Started together: each process spends most of its start-up compiling, which the machine's cores share.
+  // Generous start-up time: the machine is shared, and a loaded one takes long to start node processes.
+  const slow = { timeoutMs: 90_000 };
   const [blue, green, ...started] = await Promise.all([
-    startTurnout({ ...common, TURNOUT_LOG_LEVEL: 'info', TURNOUT_SOURCE: queues.blue, TURNOUT_APP_URL: blueApp.url, TURNOUT_DLQ: queues.dead }),
-    startTurnout({ ...common, TURNOUT_LOG_LEVEL: 'info', TURNOUT_SOURCE: queues.green, TURNOUT_APP_URL: greenApp.url, TURNOUT_DLQ: queues.blue, TURNOUT_MAX_ATTEMPTS: '2' }),
-    ...routerPorts.map((p) => startTurnout(routerEnv(p))),
+    startTurnout({ ...common, TURNOUT_LOG_LEVEL: 'info', TURNOUT_SOURCE: queues.blue, TURNOUT_APP_URL: blueApp.url, TURNOUT_DLQ: queues.dead }, slow),
+    startTurnout({ ...common, TURNOUT_LOG_LEVEL: 'info', TURNOUT_SOURCE: queues.green, TURNOUT_APP_URL: greenApp.url, TURNOUT_DLQ: queues.blue, TURNOUT_MAX_ATTEMPTS: '2' }, slow),
+    ...routerPorts.map((p) => startTurnout(routerEnv(p), slow)),
   ]);
   const routers: (TurnoutProcess | undefined)[] = started;
   let next = 0;
@@ -110,7 +112,7 @@ export async function startFleet(label: string, o: FleetOptions = {}): Promise<F
       await r?.stop('SIGTERM');
     },
     startRouter: async (i) => {
-      routers[i] = await startTurnout(routerEnv(routerPorts[i] as number));
+      routers[i] = await startTurnout(routerEnv(routerPorts[i] as number), { timeoutMs: 90_000 });
     },
     produce: (rate) => {
       const ids: string[] = [];
