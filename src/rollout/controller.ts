@@ -156,9 +156,10 @@ export class Controller {
       return; // a command or stop: the step is judged afresh when it runs again
     }
     delete s.judgeAt;
-    const drift = (await this.d.routers.confirm(weight)).filter((r) => !r.ok);
+    const confirmed = await this.d.routers.confirm(weight);
+    const drift = confirmed.filter((r) => !r.ok);
     if (drift.length > 0) {
-      s.routers = await this.d.routers.confirm(weight);
+      s.routers = confirmed;
       this.transition('router-drift', `a router no longer routes at ${weight}% (${drift.map((r) => `${r.url}: ${r.error}`).join('; ')}); the step is set again and judged afresh`, 'warn');
       return;
     }

@@ -113,6 +113,7 @@ export async function runRolloutCommand(o: CommandOptions): Promise<number> {
     return 2;
   }
   const view = process.stderr.isTTY ? new TerminalView(process.stderr) : undefined;
+  // pino needs only write() of its destination; the view's wrapper has just that.
   const logger = createLogger(o.logLevel, view && process.stdout.isTTY ? (view.logDestination(process.stdout) as unknown as NodeJS.WritableStream) : undefined);
   view?.start();
   const run = await startRollout({ plan, logger, adminToken: o.adminToken, port: o.port, host: o.host, restart: o.restart, ...(view ? { onChange: (c: Controller) => view.draw(c.status) } : {}) });
