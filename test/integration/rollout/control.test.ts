@@ -13,7 +13,7 @@ import { runTurnout } from '../../support/process.ts';
 import { sleep, waitFor } from '../../support/wait.ts';
 import { rabbitShared } from '../amqp/lock.ts';
 import { ADMIN_TOKEN, routerWeights, startFleet, type Fleet } from './fleet.ts';
-import { events, RATE, setWeights, TOKEN_ENV } from './helpers.ts';
+import { events, exitOf, RATE, setWeights, TOKEN_ENV } from './helpers.ts';
 import { writePlan, type PlanSpec } from './plans.ts';
 
 describe('turnout rollout control: real RabbitMQ and turnout processes', () => {
@@ -50,7 +50,7 @@ describe('turnout rollout control: real RabbitMQ and turnout processes', () => {
     assert.ok((await ctl.status()).held?.includes(downUrl));
     assert.ok(events(ctl, 'passed').every((l) => l.weight === 50), 'not past step 1 while held');
     await fleet.startRouter(1);
-    const code = await ctl.exited;
+    const code = await exitOf(ctl);
     const ids = await producer.stop();
     assert.equal(code, 0, ctl.output());
     assert.ok(ctl.logs().some((l) => l.event === 'hold' && JSON.stringify(l.routers).includes(downUrl)), 'the hold is logged');
@@ -81,7 +81,7 @@ describe('turnout rollout control: real RabbitMQ and turnout processes', () => {
     assert.deepEqual(events(first, 'passed').map((l) => l.weight), [20]);
 
     const second = await startController([file], TOKEN_ENV);
-    assert.equal(await second.exited, 0, second.output());
+    assert.equal(await exitOf(second), 0, second.output());
     assert.match(String(events(second, 'resumed')[0]?.msg), /resumed at step 2 \(50%\)/);
     assert.equal(events(second, 'step')[0]?.weight, 50, 'the first weight after the restart is the step it was in');
     assert.deepEqual(events(second, 'passed').map((l) => l.weight), [50, 100], 'step 2 judged afresh, then step 3');
@@ -90,7 +90,7 @@ describe('turnout rollout control: real RabbitMQ and turnout processes', () => {
     // Promoted: a restart does not start it again (the weight someone set since stays).
     await setWeights(fleet, 0);
     const third = await startController([file], TOKEN_ENV);
-    assert.equal(await third.exited, 0, third.output());
+    assert.equal(await exitOf(third), 0, third.output());
     assert.ok(events(third, 'ended').length === 1 && events(third, 'step').length === 0);
     assert.deepEqual(await routerWeights(fleet), [0, 0]);
     await fleet.account(await stopProducer());
@@ -128,7 +128,7 @@ describe('turnout rollout control: real RabbitMQ and turnout processes', () => {
       assert.notEqual((await ctl.status()).phase, 'paused');
       await waitFor('a step to pass after resume', () => events(ctl, 'passed').length > passed, 30_000);
       assert.equal((await fetch(`${ctl.baseUrl}/v1/rollout/promote`, { method: 'POST', headers: auth })).status, 202);
-      assert.equal(await ctl.exited, 0, ctl.output());
+      assert.equal(await exitOf(ctl), 0, ctl.output());
       assert.deepEqual(await routerWeights(fleet), [100, 100]);
       assert.ok(events(ctl, 'promoted').some((l) => /by hand/.test(String(l.msg))));
 
@@ -136,7 +136,7 @@ describe('turnout rollout control: real RabbitMQ and turnout processes', () => {
       await waitFor('step 1', () => events(ab, 'step').length > 0, 20_000);
       const aborted = await runTurnout(['rollout', 'abort', '--controller', ab.baseUrl], TOKEN_ENV);
       assert.equal(aborted.code, 0, aborted.stderr);
-      assert.equal(await ab.exited, 1, ab.output());
+      assert.equal(await exitOf(ab), 1, ab.output());
       assert.equal(events(ab, 'aborted').length, 1);
       assert.deepEqual(await routerWeights(fleet), [0, 0]);
     } finally {

@@ -19,3 +19,17 @@ export async function setWeights(fleet: Fleet, weight: number): Promise<void> {
     assert.equal(res.status, 200);
   }
 }
+
+/** The controller's exit code; a controller still running after `ms` is killed and its output reported. */
+export async function exitOf(c: ControllerProcess, ms = 120_000): Promise<number | string> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ms)));
+  const r = await Promise.race([c.exited, timeout]);
+  clearTimeout(timer);
+  if (r === 'timeout') {
+    await c.kill('SIGKILL');
+    const s = c.logs().slice(-15).map((l) => `${String(l.event)}: ${String(l.msg)}`).join('\n');
+    throw new Error(`the controller did not end within ${ms} ms; its last log lines:\n${s}`);
+  }
+  return r;
+}

@@ -20,7 +20,7 @@ import { startPrometheus, waitForTargets, type TestPrometheus } from '../../supp
 import { sleep, waitFor } from '../../support/wait.ts';
 import { rabbitShared } from '../amqp/lock.ts';
 import { ADMIN_TOKEN, routerWeights, startFleet, type Fleet } from './fleet.ts';
-import { events, failing30, judgements, RATE, setWeights, TOKEN_ENV } from './helpers.ts';
+import { events, exitOf, failing30, judgements, RATE, setWeights, TOKEN_ENV } from './helpers.ts';
 import { writePlan, type PlanSpec } from './plans.ts';
 
 describe('turnout rollout through Prometheus: real RabbitMQ, Prometheus and turnout processes', () => {
@@ -48,7 +48,7 @@ describe('turnout rollout through Prometheus: real RabbitMQ, Prometheus and turn
     fleet.setGreenFails(undefined);
     const producer = fleet.produce(RATE);
     const ctl = await startController([plan({ steps: [20, 50, 100], interval: '2s', prometheus: prom.url })], TOKEN_ENV);
-    const code = await ctl.exited;
+    const code = await exitOf(ctl);
     const ids = await producer.stop();
     assert.equal(code, 0, ctl.output());
     assert.deepEqual(await routerWeights(fleet), [100, 100]);
@@ -63,7 +63,7 @@ describe('turnout rollout through Prometheus: real RabbitMQ, Prometheus and turn
     fleet.setGreenFails(failing30);
     const producer = fleet.produce(RATE);
     const ctl = await startController([plan({ steps: [30, 60, 100], interval: '2s', prometheus: prom.url, failureLimit: 1 })], TOKEN_ENV);
-    const code = await ctl.exited;
+    const code = await exitOf(ctl);
     const ids = await producer.stop();
     assert.equal(code, 1, ctl.output());
     assert.deepEqual(await routerWeights(fleet), [0, 0]);
@@ -98,14 +98,14 @@ describe('turnout rollout through Prometheus: real RabbitMQ, Prometheus and turn
       assert.equal(still.weight, weight, 'the weight is held');
       assert.deepEqual(await routerWeights(fleet), [weight, weight]);
       await prom.start();
-      assert.equal(await ctl.exited, 0, ctl.output());
+      assert.equal(await exitOf(ctl), 0, ctl.output());
       assert.deepEqual(await routerWeights(fleet), [100, 100]);
       assert.deepEqual([...new Set(events(ctl, 'passed').map((l) => l.weight))], [50, 100]);
 
       const failing = await startController([plan({ steps: [50, 100], interval: '2s', prometheus: prom.url, noData: 'fail' })], TOKEN_ENV);
       await waitFor('a step to start', () => events(failing, 'step').length > 0, 20_000);
       await prom.stop();
-      assert.equal(await failing.exited, 1, failing.output());
+      assert.equal(await exitOf(failing), 1, failing.output());
       assert.match(String(events(failing, 'rolled-back')[0]?.msg), /no data \(Prometheus .*unreachable/);
       assert.deepEqual(await routerWeights(fleet), [0, 0]);
     } finally {
