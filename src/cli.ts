@@ -107,10 +107,37 @@ async function main(output: Output): Promise<void> {
         (y) =>
           y
             .option('messages', { type: 'number', default: 600, describe: 'Messages the producer sends' })
-            .option('rate', { type: 'number', default: 150, describe: 'Messages per second' }),
+            .option('rate', { type: 'number', default: 150, describe: 'Messages per second' })
+            .option('rollout', { type: 'boolean', default: false, describe: 'Let turnout rollout ramp the weight, judging green from its metrics' })
+            .option('failing-green', { type: 'boolean', default: false, describe: 'With --rollout: a green release that fails 20 % of customers (rolled back)' }),
         async (argv) => {
           const { runDemo } = await import('./demo/demo.ts');
-          process.exitCode = await runDemo({ messages: argv.messages, rate: argv.rate, out: process.stdout });
+          process.exitCode = await runDemo({ messages: argv.messages, rate: argv.rate, out: process.stdout, rollout: argv.rollout, failingGreen: argv['failing-green'] });
+        },
+      )
+      .command(
+        'rollout <plan>',
+        'Progressive rollout: ramp the green weight on every router step by step, judge green from metrics, promote or roll back (exit 0 promoted, 1 rolled back/aborted, 2 invalid plan). turnout rollout status|pause|resume|promote|abort --controller URL drives a running controller.',
+        (y) =>
+          y
+            .positional('plan', { type: 'string', demandOption: true, describe: 'PLAN.yaml, or status | pause | resume | promote | abort with --controller' })
+            .option('restart', { type: 'boolean', default: false, describe: 'Start afresh even if the state file says this rollout ended' })
+            .option('keep-serving', { type: 'boolean', default: false, describe: 'After the end, keep serving the status and metrics until SIGTERM (for a Deployment)' })
+            .option('controller', { type: 'string', describe: "A running controller's base URL (for status, pause, resume, promote, abort)" }),
+        async (argv) => {
+          const { config } = loadConfig(flagsFrom(argv), process.env);
+          const plan = String(argv.plan);
+          if (['status', 'pause', 'resume', 'promote', 'abort'].includes(plan)) {
+            if (argv.controller === undefined) {
+              process.stderr.write(`turnout: rollout ${plan} needs --controller URL\n`);
+              process.exit(2);
+            }
+            const { runRolloutClient } = await import('./rollout/client.ts');
+            process.exitCode = await runRolloutClient(plan, argv.controller, config.adminToken, process.stdout, process.stderr);
+            return;
+          }
+          const { runRolloutCommand } = await import('./rollout/main.ts');
+          process.exitCode = await runRolloutCommand({ planFile: plan, restart: argv.restart, keepServing: argv['keep-serving'], port: config.port, host: config.host, adminToken: config.adminToken, logLevel: config.logLevel });
         },
       )
       .command(moveCommand(flagsFrom))

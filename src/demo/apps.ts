@@ -2,6 +2,7 @@
 // legacy code (understands v1 only), green the new code (v2 only, with a bug
 // on orders that carry a coupon).
 
+import { hash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -15,7 +16,7 @@ export interface DemoApp {
   close(): Promise<void>;
 }
 
-type Verdict = (version: string, body: unknown) => number;
+type Verdict = (version: string, body: unknown, key: string) => number;
 
 async function startApp(name: string, verdict: Verdict): Promise<DemoApp> {
   const accepted = new Map<string, number>();
@@ -28,7 +29,7 @@ async function startApp(name: string, verdict: Verdict): Promise<DemoApp> {
       let status: number;
       try {
         body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-        status = verdict(String(req.headers['x-schema-version'] ?? ''), body);
+        status = verdict(String(req.headers['x-schema-version'] ?? ''), body, String(req.headers['x-customer'] ?? ''));
       } catch {
         status = 400; // cannot parse: a permanent verdict
       }
@@ -57,10 +58,20 @@ async function startApp(name: string, verdict: Verdict): Promise<DemoApp> {
 export const startBlueApp = (): Promise<DemoApp> =>
   startApp('blue', (version, body) => (version === '1' && typeof (body as { email?: unknown }).email === 'string' ? 200 : 415));
 
-/** New consumer: v2 payloads ({ contact: { email } }) only; crashes (500) on orders with a coupon. */
-export const startGreenApp = (): Promise<DemoApp> =>
-  startApp('green', (version, body) => {
+/**
+ * New consumer: v2 payloads ({ contact: { email } }) only; crashes (500) on
+ * orders with a coupon. `failingKeys` (the rollout demo's bad release) makes
+ * it also crash on the orders of 20 % of customers.
+ */
+export const startGreenApp = (options: { failingKeys?: boolean } = {}): Promise<DemoApp> =>
+  startApp('green', (version, body, key) => {
     const b = body as { contact?: { email?: unknown }; coupon?: unknown };
     if (version !== '2' || typeof b.contact?.email !== 'string') return 415;
+    if (options.failingKeys && failsFor(key)) return 500;
     return b.coupon !== undefined ? 500 : 200;
   });
+
+/** One customer in five, picked by a hash unrelated to routing's, so green gets its share of them at every weight. */
+function failsFor(key: string): boolean {
+  return hash('md5', `fail:${key}`, 'buffer').readUInt32BE(0) % 10_000 < 2000;
+}

@@ -17,7 +17,9 @@ import { Registry } from 'prom-client';
 import { MemoryBroker } from '../../adapters/memory/index.ts';
 import { loadConfig, type FlagValues } from '../../config/load.ts';
 import { sleep } from '../../lib/backoff.ts';
-import { createLogger } from '../../lib/log.ts';
+import { createLogger, type Logger } from '../../lib/log.ts';
+import { startRollout, type RolloutRun } from '../rollout/main.ts';
+import { parsePlan } from '../rollout/plan.ts';
 import { Turnout } from '../turnout.ts';
 import { startBlueApp, startGreenApp, type DemoApp } from './apps.ts';
 
@@ -27,6 +29,10 @@ export interface DemoOptions {
   out: NodeJS.WritableStream;
   /** Ms to wait for the last messages after the producer stops. */
   settleTimeoutMs?: number;
+  /** Let `turnout rollout` (scraping green's metrics) ramp the weight instead of the fixed ramp. */
+  rollout?: boolean;
+  /** With rollout: a green release that fails the orders of 20 % of customers. */
+  failingGreen?: boolean;
 }
 
 const STEP_1_TO_2 = '$merge([$sift($, function($v,$k){$k != "email"}), {"contact": {"email": email}}])';
@@ -51,7 +57,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const broker = new MemoryBroker({ queues: Object.values(QUEUES), onError: (err) => logger.error({ err }) });
   await broker.connect();
   const blueApp = await startBlueApp();
-  const greenApp = await startGreenApp();
+  const greenApp = await startGreenApp({ failingKeys: options.rollout === true && options.failingGreen === true });
 
   const common: FlagValues = { port: '0', host: '127.0.0.1', deferDelay: '400', maxDeferrals: '4', maxAttempts: '3', retryBackoff: '20', concurrency: '8' };
   const start = async (flags: FlagValues): Promise<{ turnout: Turnout; registry: Registry }> => {
@@ -59,12 +65,15 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const { config } = loadConfig({ ...common, ...flags }, {});
     return { turnout: await Turnout.start({ config, logger, broker, registry, defaultMetrics: false }), registry };
   };
-  const router = await start({ source: QUEUES.ingress, blue: QUEUES.blue, green: QUEUES.green, dlq: QUEUES.dead, greenWeight: '0' });
+  const router = await start({ source: QUEUES.ingress, blue: QUEUES.blue, green: QUEUES.green, dlq: QUEUES.dead, greenWeight: '0', ...(options.rollout ? { adminToken: DEMO_TOKEN } : {}) });
   const blue = await start({ source: QUEUES.blue, appUrl: blueApp.url, accept: '1', translators: blueSteps, dlq: QUEUES.dead });
   const green = await start({ source: QUEUES.green, appUrl: greenApp.url, accept: '2', translators: greenSteps, dlq: QUEUES.blue });
 
-  say('turnout demo: a blue/green rollout on the embedded broker');
-  say(`  producer → router (weight ramps 0→10→50→100) → ${QUEUES.blue} (v1 app) / ${QUEUES.green} (v2 app)`);
+  const rollout = options.rollout ? await startDemoRollout(router.turnout.port, green.turnout.port, logger) : undefined;
+  say(`turnout demo: a blue/green rollout on the embedded broker${rollout ? ', run by turnout rollout' : ''}`);
+  if (rollout) {
+    say(`  producer → router (turnout rollout ramps ${ROLLOUT_STEPS.join('→')}, judging green's dead-letter ratio ≤ ${ROLLOUT_MAX} every ${ROLLOUT_INTERVAL}) → ${QUEUES.blue} (v1 app) / ${QUEUES.green} (v2 app${options.failingGreen ? ' that fails 20 % of customers' : ''})`);
+  } else say(`  producer → router (weight ramps 0→10→50→100) → ${QUEUES.blue} (v1 app) / ${QUEUES.green} (v2 app)`);
   say(`  green dead-letters to ${QUEUES.blue}; blue dead-letters to ${QUEUES.dead}; ${total} messages at ${rate}/s`);
   say();
 
@@ -83,17 +92,32 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   };
 
   // The rollout plan, keyed by share of messages produced.
+  const ramp = (at: number, weight: number): { at: number; label: string; act: () => Promise<void> }[] =>
+    rollout ? [] : [{ at, label: `green weight ${weight}%`, act: async () => router.turnout.router.setWeight(weight, 'admin') }];
   const plan: { at: number; label: string; act: () => Promise<void> }[] = [
-    { at: 0.15, label: 'green weight 10%', act: async () => router.turnout.router.setWeight(10, 'admin') },
-    { at: 0.35, label: 'green weight 50%', act: async () => router.turnout.router.setWeight(50, 'admin') },
+    ...ramp(0.15, 10),
+    ...ramp(0.35, 50),
     { at: 0.5, label: 'producer switches to v2', act: async () => {} },
     { at: 0.65, label: 'blue ships its 2->1 step (translators reloaded)', act: () => writeFile(blueSteps, yamlSteps({ '1->2': STEP_1_TO_2, '2->1': STEP_2_TO_1 })) },
-    { at: 0.8, label: 'green weight 100%', act: async () => router.turnout.router.setWeight(100, 'admin') },
+    ...ramp(0.8, 100),
   ];
+  // The controller's transitions, as progress lines.
+  let seen = 0;
+  const rolloutNews = async (): Promise<void> => {
+    if (!rollout) return;
+    const h = rollout.run.controller.status.history;
+    for (; seen < h.length; seen++) {
+      const e = h[seen];
+      if (e && ['step', 'passed', 'failed', 'paused', 'rolled-back', 'promoted', 'aborted'].includes(e.event)) await progress(`rollout: ${e.detail ?? e.event}`);
+    }
+  };
 
   const interval = 1000 / rate;
   let lastReport = Date.now();
-  for (let i = 0; i < total; i++) {
+  // Under the controller, production goes on until the rollout has ended (at most 10 × the messages).
+  const producing = (i: number): boolean => (rollout ? i < total * 10 && (i < total || !rollout.run.controller.ended) : i < total);
+  for (let i = 0; producing(i); i++) {
+    await rolloutNews();
     const share = i / total;
     while (plan.length > 0 && share >= (plan[0]?.at ?? 2)) {
       const step = plan.shift() as (typeof plan)[number];
@@ -112,6 +136,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const due = started + (i + 1) * interval;
     if (due > Date.now()) await sleep(due - Date.now());
   }
+  await rolloutNews();
   await progress('producer done');
 
   // Wait until every message is accounted for and every queue is empty.
@@ -154,12 +179,50 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   row('delivered by both apps', both, 'must be 0: each message is processed by one side');
   row('delivered more than once', twice);
   row('lost', lost, lost === 0 ? 'every message accounted for' : 'MESSAGES UNACCOUNTED FOR');
+  if (rollout) {
+    const st = rollout.run.controller.status;
+    say(`  rollout: ${st.phase} at weight ${st.weight}% (${st.reason ?? ''})`);
+    for (const c of st.checks) say(`    check ${c.name}: ${c.value ?? 'no data'} (max ${c.max ?? '-'}) ${c.result}`);
+  }
   say();
 
+  if (rollout) {
+    rollout.run.controller.stop();
+    await rollout.run.done;
+    await rollout.run.close();
+  }
   for (const sidecar of [router, green, blue]) await sidecar.turnout.shutdown();
   await Promise.all([blueApp.close(), greenApp.close()]);
   await rm(dir, { recursive: true, force: true });
   return lost === 0 && both === 0 ? 0 : 1;
+}
+
+const DEMO_TOKEN = 'demo-admin-token';
+const ROLLOUT_STEPS = [25, 50, 100];
+const ROLLOUT_INTERVAL = '1500ms';
+// Green's normal share of dead-letters here is a few percent (the demo's
+// poison messages); the failing release adds about 20 %.
+const ROLLOUT_MAX = 0.15;
+
+/** `turnout rollout` in this process: it ramps the router through its admin API and scrapes green's /metrics. */
+async function startDemoRollout(routerPort: number, greenPort: number, logger: Logger): Promise<{ run: RolloutRun }> {
+  const plan = parsePlan([
+    `routers: ["http://127.0.0.1:${routerPort}"]`,
+    `steps: ${JSON.stringify(ROLLOUT_STEPS)}`,
+    `interval: ${ROLLOUT_INTERVAL}`,
+    'analysis:',
+    `  scrape: ["http://127.0.0.1:${greenPort}"]`,
+    '  failureLimit: 0',
+    '  noData: pause',
+    '  checks:',
+    '    - name: green-fallbacks',
+    '      metric: dead-letter-ratio',
+    `      sources: [${QUEUES.green}]`,
+    `      max: ${ROLLOUT_MAX}`,
+    '',
+  ].join('\n'));
+  const run = await startRollout({ plan, logger, adminToken: DEMO_TOKEN, port: 0, host: '127.0.0.1', defaultMetrics: false });
+  return { run };
 }
 
 /** What the i-th message is: v1 then v2 from halfway, with a few poison messages sprinkled in. */
@@ -194,7 +257,7 @@ async function publish(port: number, id: string, kind: Kind, i: number): Promise
   }
   const res = await fetch(`http://127.0.0.1:${port}/v1/publish/${QUEUES.ingress}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-schema-version': version, 'x-turnout-message-id': id, 'x-turnout-key': `customer-${i % 50}` },
+    headers: { 'content-type': 'application/json', 'x-schema-version': version, 'x-turnout-message-id': id, 'x-turnout-key': `customer-${i % 50}`, 'x-customer': `customer-${i % 50}` },
     body,
   });
   if (res.status !== 202) throw new Error(`publish of ${id} answered ${res.status}: ${await res.text()}`);

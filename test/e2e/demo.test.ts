@@ -28,3 +28,36 @@ test('turnout demo: ramp, version switch, poison messages, and lost = 0', async 
   assert.ok(dead > 0, 'the poison messages were dead-lettered');
   for (const marker of ['green weight 10%', 'green weight 50%', 'producer switches to v2', 'green weight 100%']) assert.ok(r.stdout.includes(marker), marker);
 });
+
+// `turnout demo --rollout`: the same demo, ramped by the controller (scrape provider).
+const rowOf = (stdout: string, label: string): number => {
+  const m = new RegExp(`^\\s+${label.replace(/[()]/g, '\\$&')}\\s+(\\d+)`, 'm').exec(stdout);
+  assert.ok(m, `row "${label}" missing:\n${stdout}`);
+  return Number(m[1]);
+};
+
+test('turnout demo --rollout: a healthy green is promoted by the controller, and lost = 0', async () => {
+  const r = await runTurnout(['demo', '--rollout', '--messages', '300', '--rate', '300'], {}, 90_000);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /^ {2}rollout: promoted at weight 100%/m);
+  for (const w of [25, 50, 100]) assert.match(r.stdout, new RegExp(`rollout: step \\d/3: weight ${w}% on every router`));
+  assert.equal(rowOf(r.stdout, 'lost'), 0);
+  assert.equal(rowOf(r.stdout, 'delivered by both apps'), 0);
+  assert.equal(rowOf(r.stdout, 'delivered more than once'), 0);
+  const produced = rowOf(r.stdout, 'produced');
+  assert.ok(produced >= 300);
+  assert.equal(rowOf(r.stdout, 'delivered to blue (v1 app)') + rowOf(r.stdout, 'delivered to green (v2 app)') + rowOf(r.stdout, 'dead-lettered (orders.dead)'), produced);
+});
+
+test('turnout demo --rollout --failing-green: rolled back at the first judged step, nothing lost', async () => {
+  const r = await runTurnout(['demo', '--rollout', '--failing-green', '--messages', '300', '--rate', '300'], {}, 90_000);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /^ {2}rollout: rolled-back at weight 0% \(check green-fallbacks [\d.]+ > max 0\.15/m);
+  assert.doesNotMatch(r.stdout, /rollout: step \d\/3: weight 50%/, 'never past the first step');
+  assert.doesNotMatch(r.stdout, /rollout: step 1 \(25%\) passed/);
+  assert.equal(rowOf(r.stdout, 'lost'), 0);
+  assert.equal(rowOf(r.stdout, 'delivered by both apps'), 0);
+  assert.equal(rowOf(r.stdout, 'delivered more than once'), 0);
+  assert.ok(rowOf(r.stdout, 'green failures handed to blue') > 0, "green's failures fell back to blue");
+  assert.equal(rowOf(r.stdout, 'delivered to blue (v1 app)') + rowOf(r.stdout, 'delivered to green (v2 app)') + rowOf(r.stdout, 'dead-lettered (orders.dead)'), rowOf(r.stdout, 'produced'));
+});
