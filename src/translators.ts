@@ -183,5 +183,11 @@ export async function translate(chain: Chain, payload: Buffer): Promise<Buffer> 
     if (value === undefined) throw new TranslateError(`step ${step.from}->${step.to} produced no value`);
   }
   // JSONata sequences carry a non-enumerable marker; JSON.stringify handles them as arrays.
-  return Buffer.from(JSON.stringify(value));
+  // A result nested deeper than the stack allows (a payload 10 000 levels deep passed
+  // through) makes it throw a RangeError: that is this message's failure, not a bug.
+  try {
+    return Buffer.from(JSON.stringify(value));
+  } catch (err) {
+    throw new TranslateError(`the result of v${chain.from}->v${chain.to} cannot be written as JSON: ${(err as Error).message}`);
+  }
 }
