@@ -61,9 +61,10 @@ EXPOSE 8787
 # ones finish within TURNOUT_DRAIN_TIMEOUT, the rest go back to the broker).
 # node runs as PID 1 (exec form below, no shell in between), so the signal
 # reaches it directly; PID 1 only gets the signals it installs handlers for,
-# and turnout installs SIGTERM and SIGINT. turnout starts no child processes,
-# so there are no zombies to reap and no init (tini, docker run --init) is
-# needed; adding one does no harm.
+# and turnout installs SIGTERM and SIGINT. turnout's only child processes are
+# its translation workers, which it reaps itself (and which exit when turnout
+# does), so there are no zombies to reap and no init (tini, docker run --init)
+# is needed; adding one does no harm.
 STOPSIGNAL SIGTERM
 
 # Docker/Podman health only (Kubernetes ignores HEALTHCHECK and uses the

@@ -3,6 +3,7 @@
 // test) and the validation errors are all derived from this list.
 
 import { ConfigError } from './errors.ts';
+import { isSecretOption, redactUrls, shownValue } from './redact.ts';
 import { parseVersion } from '../src/version.ts';
 
 export interface OptionSpec<T> {
@@ -16,6 +17,8 @@ export interface OptionSpec<T> {
   readonly parse: (raw: string) => T;
   /** group shown in --help and the README. */
   readonly group: 'broker' | 'routing' | 'versions' | 'delivery' | 'http' | 'runtime';
+  /** The value is never shown: not in errors, logs or `turnout check` (config/secrets.ts). */
+  readonly secret?: boolean;
 }
 
 const bad = (what: string): never => {
@@ -77,7 +80,11 @@ const broker = (raw: string): BrokerUrl => {
   const k = /^kafka:\/\/(.+)$/.exec(v);
   if (k) {
     const brokers = list(k[1] ?? '');
-    for (const b of brokers) if (!/^[^\s:/]+:\d{1,5}$/.test(b)) bad(`kafka broker "${b}" must be host:port`);
+    for (const b of brokers) {
+      // Never echo what may be credentials (kafka://user:password@host:port is not a Kafka form).
+      if (b.includes('@')) bad('kafka brokers are host:port without user:password@ (set TURNOUT_KAFKA_USERNAME and TURNOUT_KAFKA_PASSWORD)');
+      if (!/^[^\s:/]+:\d{1,5}$/.test(b)) bad(`kafka broker "${b}" must be host:port`);
+    }
     return { kind: 'kafka', brokers };
   }
   return bad('must be memory, amqp://…, amqps://…, sqs or kafka://host:port[,host:port…]');
@@ -178,6 +185,8 @@ export const schema = {
     doc: 'Version stamped on messages published through turnout that carry none.' },
   translators: { flag: 'translators', group: 'versions', parse: str, allowed: 'a YAML or JSON file path',
     doc: 'File of JSONata translation steps ("1->2": expression); re-read on change.' },
+  translateTimeout: { flag: 'translate-timeout', group: 'versions', default: '1000', parse: int(1, 600000), allowed: '1–600000 ms',
+    doc: 'Budget per message for its whole translation chain, which runs in a separate worker process. A translation still running then is stopped and the message dead-lettered (translate-error, "timed out after N ms"); a translated copy over TURNOUT_MAX_MESSAGE_BYTES is dead-lettered as too-large.' },
   maxAttempts: { flag: 'max-attempts', group: 'delivery', default: '5', parse: int(1, 1000), allowed: '1–1000',
     doc: 'Delivery attempts before dead-lettering (max-attempts).' },
   retryBackoff: { flag: 'retry-backoff', group: 'delivery', default: '200', parse: int(0, 30000), allowed: '0–30000 ms',
@@ -198,7 +207,7 @@ export const schema = {
     doc: 'HTTP port (health, metrics, publish, admin).' },
   host: { flag: 'host', group: 'http', default: '0.0.0.0', parse: str, allowed: 'an address to bind',
     doc: 'HTTP bind address.' },
-  adminToken: { flag: 'admin-token', group: 'http', parse: str, allowed: 'a secret string',
+  adminToken: { flag: 'admin-token', group: 'http', parse: str, secret: true, allowed: 'a secret string',
     doc: 'Bearer token for admin writes (PUT /v1/routes/green-weight). Unset: admin writes are disabled (403).' },
   logLevel: { flag: 'log-level', group: 'runtime', default: 'info', parse: logLevel, allowed: 'trace, debug, info, warn, error, fatal, silent',
     doc: 'Log level; logs are JSON lines on stdout.' },
@@ -206,7 +215,7 @@ export const schema = {
     doc: 'Kafka SASL mechanism (with TURNOUT_KAFKA_USERNAME and TURNOUT_KAFKA_PASSWORD). Unset: no SASL.' },
   kafkaUsername: { flag: 'kafka-username', group: 'broker', parse: secret, allowed: 'a SASL user name',
     doc: 'Kafka SASL user name.' },
-  kafkaPassword: { flag: 'kafka-password', group: 'broker', parse: secret, allowed: 'a SASL password',
+  kafkaPassword: { flag: 'kafka-password', group: 'broker', parse: secret, secret: true, allowed: 'a SASL password',
     doc: 'Kafka SASL password (prefer a Kubernetes secret mapped to this variable over the flag).' },
   kafkaTls: { flag: 'kafka-tls', group: 'broker', default: 'false', parse: bool, allowed: 'true | false',
     doc: 'Connect to Kafka over TLS (system CAs unless TURNOUT_KAFKA_TLS_CA_FILE). Setting any TURNOUT_KAFKA_TLS_*_FILE turns TLS on.' },
@@ -248,6 +257,7 @@ export function parseOption<K extends OptionName>(name: K, raw: string, from: st
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
     const allowed = why.includes(spec.allowed) ? '' : ` (allowed: ${spec.allowed})`;
-    throw new ConfigError(`${from}=${JSON.stringify(raw)} ${why}${allowed}`, envName(spec.flag));
+    // Secrets are not echoed, and a URL's password is masked (TURNOUT_BROKER=amqp://user:…@host).
+    throw new ConfigError(`${from}=${shownValue(isSecretOption(name, spec.secret), raw)} ${redactUrls(why)}${allowed}`, envName(spec.flag));
   }
 }

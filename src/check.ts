@@ -5,14 +5,16 @@ import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/errors.ts';
 import type { Config } from '../config/schema.ts';
 import { decide } from './gate.ts';
-import { loadTranslatorsFile, translate, TranslatorFileError, TranslatorSet, type Chain } from './translators.ts';
+import { TranslationPool } from './translate/pool.ts';
+import { loadTranslatorsFile, TranslatorFileError, TranslatorSet, type Chain } from './translators.ts';
 import { parseVersion } from './version.ts';
 
 export interface CheckOptions {
   sample?: string | undefined;
   versions?: string | undefined;
   warnings: string[];
-  out: NodeJS.WritableStream;
+  /** Where the report goes (stdout, through the CLI's secret masking). */
+  out: { write(text: string): unknown };
 }
 
 export async function runCheck(config: Config, options: CheckOptions): Promise<number> {
@@ -55,6 +57,24 @@ export async function runCheck(config: Config, options: CheckOptions): Promise<n
   say(`translators: ${config.translators ?? '(none)'}${set.steps.length ? ` — steps ${set.steps.map((s) => `${s.from}->${s.to}`).join(', ')}` : ''}`);
   say();
   say('version  app gets');
+  // The sample runs as messages do: in a worker, within TURNOUT_TRANSLATE_TIMEOUT.
+  const pool = sample ? new TranslationPool({ timeoutMs: config.translateTimeout, maxBytes: config.maxMessageBytes }) : undefined;
+  try {
+    return await printVersions(produced, { config, set, say, sample: sample && pool ? { bytes: sample, pool } : undefined });
+  } finally {
+    await pool?.close();
+  }
+}
+
+interface VersionReport {
+  config: Config;
+  set: TranslatorSet;
+  say: (line?: string) => void;
+  sample: { bytes: Buffer; pool: TranslationPool } | undefined;
+}
+
+/** One line per produced version (and the sample's translation); 1 when one reaches no accepted version. */
+async function printVersions(produced: number[], { config, set, say, sample }: VersionReport): Promise<number> {
   let unreachable = 0;
   for (const v of produced) {
     const d = decide({ [config.versionHeader]: String(v) }, config, set);
@@ -79,7 +99,7 @@ export async function runCheck(config: Config, options: CheckOptions): Promise<n
     say(`v${String(v).padEnd(7)} ${line}`);
     if (chain && sample) {
       try {
-        const result = await translate(chain, sample);
+        const result = await sample.pool.translate(chain, sample.bytes);
         say(`         sample → ${result.toString('utf8')}`);
       } catch (err) {
         say(`         sample → ERROR: ${(err as Error).message}`);

@@ -6,7 +6,9 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ConfigError } from '../config/errors.ts';
 import { loadConfig, type FlagValues } from '../config/load.ts';
+import { redactUrls } from '../config/redact.ts';
 import { envName, schema, type OptionName } from '../config/schema.ts';
+import { scrubber, secretsOf } from '../config/secrets.ts';
 import { runCheck } from './check.ts';
 import { createLogger, logProcessWarnings } from './log.ts';
 import { installShutdown } from './shutdown.ts';
@@ -46,14 +48,20 @@ function flagsFrom(argv: Record<string, unknown>): FlagValues {
   return flags;
 }
 
-function configError(err: ConfigError): never {
-  process.stderr.write(`turnout: invalid configuration: ${err.message}\n  fix ${err.variable} (or its --flag); see turnout --help\n`);
+function configError(err: ConfigError, output: Output): never {
+  process.stderr.write(output.scrub(`turnout: invalid configuration: ${err.message}\n  fix ${err.variable} (or its --flag); see turnout --help\n`));
   process.exit(2);
 }
 
-async function run(argv: Record<string, unknown>): Promise<void> {
+/** Masks the loaded configuration's secrets in what the CLI prints (errors included); set once it is loaded. */
+interface Output {
+  scrub: (text: string) => string;
+}
+
+async function run(argv: Record<string, unknown>, output: Output): Promise<void> {
   const { config, warnings } = loadConfig(flagsFrom(argv), process.env);
-  const logger = createLogger(config.logLevel);
+  output.scrub = scrubber(secretsOf(config));
+  const logger = createLogger(config.logLevel, undefined, output.scrub);
   logProcessWarnings(logger);
   for (const w of warnings) logger.warn(w);
   const shutdown = installShutdown(logger);
@@ -61,12 +69,17 @@ async function run(argv: Record<string, unknown>): Promise<void> {
   shutdown.attach(turnout);
 }
 
-async function main(): Promise<void> {
+/** Writes to `out` with secrets masked. */
+function scrubbed(out: NodeJS.WriteStream, output: Output): { write(text: string): unknown } {
+  return { write: (text: string) => out.write(output.scrub(text)) };
+}
+
+async function main(output: Output): Promise<void> {
   const cli = withOptions(
     yargs(hideBin(process.argv))
       .scriptName('turnout')
       .usage('turnout [run|check|demo] [options]\n\nEvery option is also an environment variable: --green-weight 10 is TURNOUT_GREEN_WEIGHT=10. Flags win over variables.')
-      .command(['run', '$0'], 'Run the sidecar (default).', () => {}, (argv) => run(argv))
+      .command(['run', '$0'], 'Run the sidecar (default).', () => {}, (argv) => run(argv, output))
       .command(
         'check',
         'Validate configuration and translators; print what the app gets for each version. Exit 1 when a version the fleet produces reaches no accepted version.',
@@ -76,7 +89,8 @@ async function main(): Promise<void> {
             .option('versions', { type: 'string', describe: 'Versions the fleet produces, comma-separated [default: every version the translators, TURNOUT_DEFAULT_VERSION and TURNOUT_PRODUCE_VERSION name]' }),
         async (argv) => {
           const { config, warnings } = loadConfig(flagsFrom(argv), process.env);
-          const code = await runCheck(config, { sample: argv.sample, versions: argv.versions, warnings, out: process.stdout });
+          output.scrub = scrubber(secretsOf(config));
+          const code = await runCheck(config, { sample: argv.sample, versions: argv.versions, warnings, out: scrubbed(process.stdout, output) });
           process.exitCode = code;
         },
       )
@@ -106,8 +120,10 @@ async function main(): Promise<void> {
   await cli.parseAsync();
 }
 
-main().catch((err: unknown) => {
-  if (err instanceof ConfigError) configError(err);
-  process.stderr.write(`turnout: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+// Until the configuration is loaded, only URL passwords can be recognised.
+const output: Output = { scrub: redactUrls };
+main(output).catch((err: unknown) => {
+  if (err instanceof ConfigError) configError(err, output);
+  process.stderr.write(output.scrub(`turnout: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`));
   process.exit(1);
 });

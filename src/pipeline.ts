@@ -20,6 +20,7 @@ import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import type { Router } from './router.ts';
 import { Semaphore } from './semaphore.ts';
+import type { Translate } from './translate/pool.ts';
 import { translate, TranslateError, type TranslatorSet } from './translators.ts';
 
 export interface PipelineDeps {
@@ -27,6 +28,12 @@ export interface PipelineDeps {
   broker: BrokerAdapter;
   /** The live translator set (may be swapped by a reload between messages). */
   translators: () => TranslatorSet;
+  /**
+   * Translates within the budget (Turnout passes its TranslationPool); a
+   * TranslateError carries the dead-letter reason. Default: in this thread,
+   * without a budget (unit tests).
+   */
+  translate?: Translate;
   /** Set in the consumer role. */
   app: AppClient | undefined;
   /** Set in the router role (used when there is no app). */
@@ -136,9 +143,11 @@ export class Pipeline {
       case 'translate': {
         let payload: Buffer;
         try {
-          payload = await translate(decision.chain, m.payload);
+          payload = this.d.translate
+            ? await this.d.translate(decision.chain, m.payload)
+            : await translate(decision.chain, m.payload, { maxBytes: config.maxMessageBytes });
         } catch (err) {
-          if (err instanceof TranslateError) return this.deadLetter(m, 'translate-error', err.message, 0);
+          if (err instanceof TranslateError) return this.deadLetter(m, err.reason, err.message, 0);
           throw err;
         }
         metrics.translated.inc({ from: String(decision.chain.from), to: String(decision.chain.to) });

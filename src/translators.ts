@@ -1,6 +1,9 @@
 // Translation steps: a YAML/JSON file mapping "from->to" to a JSONata
-// expression. Steps are compiled once at load; chains (1->2->3, 3->2->1) are
-// composed from them by shortest path and cached per loaded set.
+// expression. Steps are compiled once at load (which validates them); chains
+// (1->2->3, 3->2->1) are composed from them by shortest path and cached per
+// loaded set. Messages are translated in worker threads (translate/pool.ts),
+// which compile the same texts again; translate() here runs a chain in the
+// calling thread, without a time limit (tests, benchmarks).
 
 import { readFileSync } from 'node:fs';
 import jsonata from 'jsonata';
@@ -34,13 +37,9 @@ export class TranslatorFileError extends Error {
   }
 }
 
-/** A message could not be translated (not JSON, a step failed or produced nothing). */
-export class TranslateError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'TranslateError';
-  }
-}
+// Evaluation lives in translate/evaluate.ts (the worker threads load it without YAML);
+// these names stay importable from here.
+export { TranslateError, translate, type TranslateFailure } from './translate/evaluate.ts';
 
 const STEP_KEY = /^\s*[vV]?(\d{1,9})\s*->\s*[vV]?(\d{1,9})\s*$/;
 
@@ -163,31 +162,4 @@ export function readTranslatorsFile(file: string): { set: TranslatorSet; text: s
 
 export function loadTranslatorsFile(file: string): TranslatorSet {
   return readTranslatorsFile(file).set;
-}
-
-/** Runs a payload through a chain. Throws TranslateError. */
-export async function translate(chain: Chain, payload: Buffer): Promise<Buffer> {
-  let value: unknown;
-  try {
-    value = JSON.parse(payload.toString('utf8'));
-  } catch (err) {
-    throw new TranslateError(`payload is not JSON (${(err as Error).message}); translating v${chain.from}->v${chain.to} needs JSON`);
-  }
-  for (const step of chain.steps) {
-    try {
-      value = await step.expression.evaluate(value);
-    } catch (err) {
-      const e = err as { message?: string; code?: string };
-      throw new TranslateError(`step ${step.from}->${step.to} failed: ${e.message ?? String(err)}${e.code ? ` (${e.code})` : ''}`);
-    }
-    if (value === undefined) throw new TranslateError(`step ${step.from}->${step.to} produced no value`);
-  }
-  // JSONata sequences carry a non-enumerable marker; JSON.stringify handles them as arrays.
-  // A result nested deeper than the stack allows (a payload 10 000 levels deep passed
-  // through) makes it throw a RangeError: that is this message's failure, not a bug.
-  try {
-    return Buffer.from(JSON.stringify(value));
-  } catch (err) {
-    throw new TranslateError(`the result of v${chain.from}->v${chain.to} cannot be written as JSON: ${(err as Error).message}`);
-  }
 }

@@ -21,6 +21,7 @@ import { Metrics } from './metrics.ts';
 import { canConnect } from './net.ts';
 import { Pipeline, type DrainResult } from './pipeline.ts';
 import { parseWeight, Router } from './router.ts';
+import { TranslationPool } from './translate/pool.ts';
 import { parseTranslators, readTranslatorsFile, TranslatorFileError, TranslatorSet } from './translators.ts';
 
 export interface TurnoutOptions {
@@ -47,6 +48,8 @@ export class Turnout {
   readonly pipeline: Pipeline;
   private readonly http: HttpServer;
   private readonly app: AppClient | undefined;
+  /** Runs translations in worker processes, within TURNOUT_TRANSLATE_TIMEOUT. */
+  private readonly translation: TranslationPool;
   private translators: TranslatorSet;
   private readonly watches: FileWatch[] = [];
   /** File contents as loaded at start, the baselines for the reload watchers. */
@@ -87,10 +90,12 @@ export class Turnout {
     this.app = config.appUrl !== undefined
       ? new AppClient({ url: config.appUrl, timeoutMs: config.deliveryTimeout, connections: config.concurrency })
       : undefined;
+    this.translation = new TranslationPool({ timeoutMs: config.translateTimeout, maxBytes: config.maxMessageBytes, logger });
     this.pipeline = new Pipeline({
       config,
       broker,
       translators: () => this.translators,
+      translate: (chain, payload) => this.translation.translate(chain, payload),
       app: this.app,
       router: this.router.enabled ? this.router : undefined,
       metrics: this.metrics,
@@ -130,6 +135,7 @@ export class Turnout {
       await t.pipeline.start();
     } catch (err) {
       await t.http.close();
+      await t.translation.close();
       await broker.close().catch(() => {});
       if (err instanceof BrokerError && (err.code === 'unknown-queue' || err.code === 'forbidden')) {
         throw new ConfigError(`TURNOUT_SOURCE: ${err.message}`, 'TURNOUT_SOURCE');
@@ -275,6 +281,7 @@ export class Turnout {
     if (result.clean) this.logger.info('drained: every in-flight message finished');
     else this.logger.warn({ released: result.released }, 'drain deadline passed: unfinished messages went back to the broker unacknowledged');
     await this.app?.close();
+    await this.translation.close();
     const heldInMemory = this.broker instanceof MemoryBroker ? this.broker.held() : 0;
     await this.broker.close().catch((err: unknown) => this.logger.warn({ err }, 'closing the broker connection failed'));
     if (heldInMemory > 0) this.logger.warn({ heldInMemory }, 'the embedded broker still held messages; they end with this process');

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError } from '../../config/errors.ts';
 import { expandTarget, loadConfig, type FlagValues } from '../../config/load.ts';
+import { isSecretOption, redactUrls, shownValue } from '../../config/redact.ts';
 import { envName, parseOption, schema, type OptionName } from '../../config/schema.ts';
+import { scrubber, secretsOf } from '../../config/secrets.ts';
 
 // A source needs somewhere to send messages (cross-checks); everything else loads alone.
 const company = (name: OptionName): FlagValues => (name === 'source' ? { appUrl: 'http://127.0.0.1:1/m', dlq: 'dead' } : {});
@@ -95,11 +97,13 @@ describe('config: each option parser', () => {
     test(`${variable} / --${spec.flag}: bad values name the variable (or flag) and what is allowed`, () => {
       for (const [raw, why] of c.bad) {
         const extra = why === undefined ? [] : [why];
+        // The value as written, except a secret's (never shown) and a URL's password (masked).
+        const shown = shownValue(isSecretOption(name, (spec as { secret?: boolean }).secret), raw);
         if (raw !== '') {
           // An empty variable counts as unset, so '' is only tried as a flag.
-          assertConfigError(() => viaEnv(name, raw), variable, `${variable}=${JSON.stringify(raw)} `, spec.allowed, ...extra);
+          assertConfigError(() => viaEnv(name, raw), variable, `${variable}=${shown} `, spec.allowed, ...extra);
         }
-        assertConfigError(() => viaFlag(name, raw), variable, `--${spec.flag}=${JSON.stringify(raw)} `, spec.allowed, ...extra);
+        assertConfigError(() => viaFlag(name, raw), variable, `--${spec.flag}=${shown} `, spec.allowed, ...extra);
       }
     });
   }
@@ -283,5 +287,41 @@ describe('config: expandTarget', () => {
     assert.equal(expandTarget('{source}.dlq', 'orders'), 'orders.dlq');
     assert.equal(expandTarget('{source}-{source}', 'a'), 'a-a');
     assert.equal(expandTarget('plain', 'a'), 'plain');
+  });
+});
+
+describe('config: secrets are never shown', () => {
+  test('a secret option is not echoed in its error; the admin token and Kafka password are marked, names like *Token/*Password count too', () => {
+    assertConfigError(() => viaEnv('adminToken', ' '), 'TURNOUT_ADMIN_TOKEN', /^TURNOUT_ADMIN_TOKEN=\(a secret, not shown\) must not be empty/);
+    assert.equal(isSecretOption('adminToken', (schema.adminToken as { secret?: boolean }).secret), true);
+    assert.equal(isSecretOption('kafkaPassword', (schema.kafkaPassword as { secret?: boolean }).secret), true);
+    assert.equal(isSecretOption('publishToken', undefined), true, 'an option added without the mark');
+    assert.equal(isSecretOption('kafkaUsername', undefined), false);
+  });
+
+  test('URL passwords are masked in error texts; kafka:// with credentials is refused without echoing them', () => {
+    assert.equal(redactUrls('connect amqp://u:p%40ss@h:5672/v and amqps://x:y@z/'), 'connect amqp://u:***@h:5672/v and amqps://x:***@z/');
+    assert.equal(redactUrls('amqp://h:5672/ http://u@h/'), 'amqp://h:5672/ http://u@h/', 'no password: unchanged');
+    assertConfigError(() => viaEnv('broker', 'amqp://u:hunter22@h:notaport/'), 'TURNOUT_BROKER', 'amqp://u:***@h:notaport/');
+    assert.throws(() => viaEnv('broker', 'amqp://u:hunter22@h:notaport/'), (err: Error) => !err.message.includes('hunter22'));
+    assert.throws(() => viaEnv('broker', 'kafka://u:hunter22@h:9092'), (err: Error) => !err.message.includes('hunter22') && /without user:password@/.test(err.message));
+  });
+
+  test('secretsOf() and scrubber(): every secret in every form a text may carry it', () => {
+    const { config } = loadConfig({}, {
+      TURNOUT_BROKER: `amqp://guest:${encodeURIComponent('p@ss "w"/1')}@127.0.0.1:5672/`,
+      TURNOUT_ADMIN_TOKEN: 'admin-secret-1',
+      TURNOUT_KAFKA_PASSWORD: 'kafka-secret-2',
+      TURNOUT_APP_URL: 'http://app:app-pass-3@127.0.0.1:8080/m',
+    });
+    const secrets = secretsOf(config, { AWS_SECRET_ACCESS_KEY: 'aws-secret-4' });
+    const scrub = scrubber(secrets);
+    const text = JSON.stringify({ a: 'admin-secret-1', k: 'x kafka-secret-2 y', p: 'p@ss "w"/1', u: 'amqp://guest:p%40ss%20%22w%22%2F1@h', aws: 'aws-secret-4', app: 'app-pass-3' });
+    const out = scrub(text);
+    for (const s of ['admin-secret-1', 'kafka-secret-2', 'p@ss', 'p%40ss', 'aws-secret-4', 'app-pass-3']) assert.ok(!out.includes(s), `${s} left in ${out}`);
+    assert.match(out, /\[redacted\]/);
+    // Too short to scrub without erasing ordinary text: not taken.
+    const short = secretsOf(loadConfig({}, { TURNOUT_ADMIN_TOKEN: 'abc' }).config, {});
+    assert.deepEqual(short, []);
   });
 });

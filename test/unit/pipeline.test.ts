@@ -372,6 +372,22 @@ describe('pipeline: dead-lettering', () => {
     assert.equal(await h.metric('turnout_messages_dead_lettered_total', { reason: 'translate-error' }), 1);
   });
 
+  test('a translated copy over TURNOUT_MAX_MESSAGE_BYTES → DLQ too-large with the original', async () => {
+    // The original (13 bytes) fits; its translation (a 2 000-element array) does not.
+    const h = await harness({ accept: '2', maxMessageBytes: '1000' }, { translators: `"1->2": '[1..2000]'` });
+    const [id] = await h.send(1, () => ({ payload: Buffer.from('{"small":true}'), headers: { 'x-schema-version': '1' } }));
+    await settled(h);
+    const a = account(h);
+    assert.deepEqual(a.tally.placesOf(id ?? ''), { dlq: 1 });
+    const [m] = a.dlq;
+    assert.equal(m?.headers['x-turnout-dlq-reason'], 'too-large');
+    assert.match(m?.headers['x-turnout-error'] ?? '', /translated copy \(v1->v2\) is \d+ bytes; TURNOUT_MAX_MESSAGE_BYTES is 1000/);
+    assert.equal(m?.payload.toString(), '{"small":true}');
+    assert.equal(h.app?.deliveries.length, 0);
+    assert.equal(await h.metric('turnout_messages_dead_lettered_total', { reason: 'too-large' }), 1);
+    assert.equal(await h.metric('turnout_messages_translated_total'), 0);
+  });
+
   test('a translated message the app rejects is dead-lettered as the original, not the translation', async () => {
     const h = await harness({ accept: '2' }, { translators: DESIGN_STEPS, behave: () => 422 });
     const [id] = await h.send(1, () => ({ headers: { 'x-schema-version': '1' } }));

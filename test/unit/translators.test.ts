@@ -264,7 +264,7 @@ describe('translators: translate()', () => {
     const s = parseTranslators(`"1->2": '$'`, 'x.yaml');
     await assert.rejects(translate(s.chainFor(1, [2]) as Chain, deep), (err: unknown) => {
       assert.ok(err instanceof TranslateError, String(err));
-      assert.match(err.message, /v1->v2 cannot be written as JSON/);
+      assert.match(err.message, /1->v?2 cannot be written as JSON/);
       return true;
     });
   });
