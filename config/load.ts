@@ -108,6 +108,10 @@ function crossCheck(c: Config): void {
       }
     }
   }
+  // node:http refuses a headers timeout longer than the request timeout (the headers are part of the request).
+  if (c.httpHeadersTimeout > c.httpRequestTimeout) {
+    throw new ConfigError(`TURNOUT_HTTP_HEADERS_TIMEOUT (${c.httpHeadersTimeout} ms) must not exceed TURNOUT_HTTP_REQUEST_TIMEOUT (${c.httpRequestTimeout} ms): the headers are part of the request`, 'TURNOUT_HTTP_HEADERS_TIMEOUT');
+  }
   if (c.blue !== undefined && c.green !== undefined && c.blue === c.green) {
     throw new ConfigError('TURNOUT_BLUE and TURNOUT_GREEN name the same target', 'TURNOUT_GREEN');
   }

@@ -3,14 +3,15 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { timingSafeEqual } from 'node:crypto';
 import { isBrokerError, type BrokerAdapter, type BrokerErrorCode } from '../../adapters/broker.ts';
 import type { Config } from '../../config/schema.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { publish, PublishRefused } from '../publish.ts';
 import type { Router } from '../router.ts';
+import { bearerMatches, PublishAccess } from './access.ts';
 import { BodyTooLarge, readBody } from './body.ts';
+import { limitServer, limitsOf, serverOptions, type ConnectionCap } from './limits.ts';
 
 export interface HttpDeps {
   config: Config;
@@ -50,10 +51,15 @@ function decodeSegment(s: string): string | undefined {
 export class HttpServer {
   private readonly server: Server;
   private readonly d: HttpDeps;
+  private readonly access: PublishAccess;
+  private readonly cap: ConnectionCap;
 
   constructor(deps: HttpDeps) {
     this.d = deps;
-    this.server = createServer((req, res) => {
+    this.access = new PublishAccess({ token: deps.config.publishToken, queues: deps.config.publishQueues });
+    const limits = limitsOf(deps.config);
+    this.server = createServer(serverOptions(limits), (req, res) => {
+      if (this.cap.refuse(req, res)) return;
       this.dispatch(req, res).catch((err: unknown) => {
         deps.logger.error({ err, url: req.url }, 'HTTP handler failed');
         if (!res.headersSent) fail(res, 500, 'internal error');
@@ -62,6 +68,7 @@ export class HttpServer {
     });
     // Long-lived keep-alive clients (the app's publisher) should not see resets mid-request.
     this.server.keepAliveTimeout = 65_000;
+    this.cap = limitServer(this.server, limits, deps.logger);
   }
 
   listen(port: number, host: string): Promise<number> {
@@ -152,6 +159,13 @@ export class HttpServer {
   private async publish(req: IncomingMessage, res: ServerResponse, queue: string | undefined): Promise<void> {
     // Publishes stay open while draining: an app finishing its last job may publish
     // its results through its sidecar. Once the broker is closed, they answer 503.
+    const refused = this.access.refusal(req.socket.remoteAddress, req.headers.authorization, queue);
+    if (refused !== undefined) {
+      // The body of a peer that may not publish is not worth reading to its end.
+      fail(res, 403, refused, { connection: 'close' });
+      req.resume();
+      return;
+    }
     let payload: Buffer;
     try {
       payload = await readBody(req, this.d.config.maxMessageBytes);
@@ -185,11 +199,7 @@ export class HttpServer {
   private async setWeight(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const token = this.d.config.adminToken;
     if (token === undefined) return fail(res, 403, 'admin writes are disabled: set TURNOUT_ADMIN_TOKEN to enable them');
-    const auth = req.headers.authorization ?? '';
-    const given = /^Bearer\s+(.+)$/i.exec(auth)?.[1] ?? '';
-    const a = Buffer.from(given);
-    const b = Buffer.from(token);
-    if (a.length !== b.length || !timingSafeEqual(a, b)) {
+    if (!bearerMatches(req.headers.authorization, token)) {
       return fail(res, 401, 'missing or wrong bearer token', { 'www-authenticate': 'Bearer realm="turnout"' });
     }
     let body: unknown;
