@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `npm run bench [-- FILTER [ARGS…]]`: the core benchmark (embedded broker,
 # bench/core.bench.ts), then every broker benchmark bench/<name>.bench.ts.
+# The hostile-input campaign (bench/fuzz.bench.ts, ≥ 10 000 cases, no
+# figures) runs only when asked for by name: `npm run bench -- fuzz`.
 # FILTER keeps only the benchmarks whose name contains it (core, amqp, sqs,
 # kafka); ARGS go to each benchmark that runs. A broker benchmark that cannot
 # reach its broker exits 3 (bench/lib/skip.ts) and is reported as skipped, not
@@ -23,6 +25,7 @@ for f in "${files[@]}"; do
   [ -e "$f" ] || continue
   name="$(basename "$f" .bench.ts)"
   if [ -n "$filter" ] && [[ "$name" != *"$filter"* ]]; then continue; fi
+  if [ "$name" = fuzz ] && [ "$filter" != fuzz ]; then continue; fi
   ran=$((ran + 1))
   echo "turnout: bench $name: node $f $*" >&2
   node "$f" "$@"

@@ -12,7 +12,7 @@ test('fuzz: publish requests and foreign messages on RabbitMQ end in a defined p
   const s = fuzzSettings();
   const stats = new Stats();
   try {
-    await amqpSuite(s, stats, { publishRuns: 25, foreignRuns: 40, batch: 12 }, 'test/fuzz/amqp.test.ts');
+    await amqpSuite(s, stats, { publishRuns: 15, foreignRuns: 25, batch: 12 }, 'test/fuzz/amqp.test.ts');
   } finally {
     process.stderr.write(`${stats.summary(s.seed)}\n`);
   }

@@ -11,7 +11,7 @@ test('fuzz: publish requests on the embedded broker end in a defined place', asy
   const s = fuzzSettings();
   const stats = new Stats();
   try {
-    await memorySuite(s, stats, { publishRuns: 40, foreignRuns: 0, batch: 12 }, 'test/fuzz/memory.test.ts');
+    await memorySuite(s, stats, { publishRuns: 30, foreignRuns: 0, batch: 12 }, 'test/fuzz/memory.test.ts');
   } finally {
     process.stderr.write(`${stats.summary(s.seed)}\n`);
   }

@@ -13,7 +13,7 @@ test('fuzz: translators files at start: valid ones start, invalid ones exit 2 na
   const s = fuzzSettings();
   const stats = new Stats();
   try {
-    await translatorsStartSuite(s, stats, 6, FILE);
+    await translatorsStartSuite(s, stats, 4, FILE);
   } finally {
     process.stderr.write(`${stats.summary(s.seed)}\n`);
   }
@@ -23,7 +23,7 @@ test('fuzz: translators files on hot reload: the previous set stays on a bad fil
   const s = fuzzSettings();
   const stats = new Stats();
   try {
-    await translatorsReloadSuite(s, stats, 8, FILE);
+    await translatorsReloadSuite(s, stats, 6, FILE);
   } finally {
     process.stderr.write(`${stats.summary(s.seed)}\n`);
   }

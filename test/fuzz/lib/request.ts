@@ -19,8 +19,8 @@ export interface PublishCase {
 
 /** Node's default --max-http-header-size. */
 const MAX_HEADER_BYTES = 16 * 1024;
-/** Node 24's parser answers 431 past 1000 header lines (measured: 997 of ours plus Host, Connection, Content-Length). */
-const MAX_HEADER_LINES = 1000;
+/** TURNOUT_HTTP_MAX_HEADERS' default: 431 past 200 header lines (Host, Connection and Content-Length count). */
+const MAX_HEADER_LINES = 200;
 /** How far our byte estimate may be off Node's own count. */
 const SLACK = 1024;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;

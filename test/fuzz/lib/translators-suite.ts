@@ -3,7 +3,7 @@
 // followed by a v2 message through whatever 2->1 step is then live.
 
 import fc from 'fast-check';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { publishVia } from '../../support/process.ts';
@@ -84,7 +84,9 @@ export async function translatorsReloadSuite(s: FuzzSettings, stats: Stats, runs
       if (text !== liveText) {
         const logs = rig.proc.logs();
         const before = { ok: logs.filter((l) => l.msg === 'translators reloaded').length, kept: logs.filter((l) => String(l.msg).includes('previous set stays active')).length };
-        writeFileSync(rig.translators, text);
+        // Atomically, as a ConfigMap update is: a watcher must never see half a file.
+        writeFileSync(`${rig.translators}.tmp`, text);
+        renameSync(`${rig.translators}.tmp`, rig.translators);
         const got = await reloaded(rig, before);
         if (got !== (want.valid ? 'reloaded' : 'kept')) throw new Error(`turnout ${got} the file, expected it to ${want.valid ? 'reload it' : 'keep the previous set'}:\n${text}`);
         stats.add(category, want.valid ? '~file reloaded' : '~file refused, previous set kept');

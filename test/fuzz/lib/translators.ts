@@ -57,7 +57,8 @@ export interface FileSpec {
 }
 
 export const translatorsFile: fc.Arbitrary<FileSpec> = fc.record({
-  steps: fc.array(step, { minLength: 1, maxLength: 4 }),
+  // Distinct keys: a repeated key is YAML's error (one of the garbage files has it).
+  steps: fc.uniqueArray(step, { minLength: 1, maxLength: 4, selector: (x) => x.key }),
   garbage: fc.oneof({ weight: 12, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constantFrom('"2->1": \'$merge([\'\n', ': : :\n', '"2->1": [unclosed\n', '- a list\n- of steps\n', '\t"2->1": "x"\n', '"2->1": "$"\n"2->1": "$"\n') }),
 });
 
