@@ -17,6 +17,7 @@ import { replayHint } from './settings.ts';
 import type { Stats } from './stats.ts';
 
 export interface Tracked {
+  /** The message id (the dead-letter copy's); the app sees it with HTTP's whitespace trimmed. */
   id: string;
   what: string;
   source: string;
@@ -58,7 +59,7 @@ function headerDiff(want: [string, string][], got: [string, string][]): string |
 /** Waits until every tracked message has reached its end, then checks each one. */
 async function settleAndCheck(rig: Rig, tracked: Tracked[], refusedIds: string[], stats: Stats, category: string): Promise<void> {
   const done = (t: Tracked): boolean =>
-    t.expected.kind === 'deliver' ? (rig.app.byId.get(t.id) ?? []).some((d) => d.status === 200) : rig.dead.has(t.id);
+    t.expected.kind === 'deliver' ? (rig.app.byId.get(ows(t.id)) ?? []).some((d) => d.status === 200) : rig.dead.has(t.id);
   const deadline = Date.now() + 30_000;
   for (;;) {
     await rig.collectDead();
@@ -66,7 +67,7 @@ async function settleAndCheck(rig: Rig, tracked: Tracked[], refusedIds: string[]
     if (open.length === 0) break;
     if (Date.now() > deadline) {
       const logOf = (id: string): string => rig.proc.output().split('\n').filter((l) => l.includes(JSON.stringify(id).slice(1, -1))).slice(-3).map((l) => l.slice(0, 400)).join('\n      ') || '(no log line names it)';
-      throw new Error(`${open.length} message(s) never reached their end within 30 s:\n${open.slice(0, 5).map((t) => `  ${t.id} (${t.what}): expected ${describe(t.expected)}; app saw ${(rig.app.byId.get(t.id) ?? []).map((d) => d.status).join(',') || 'nothing'}; turnout logged:\n      ${logOf(t.id)}`).join('\n')}`);
+      throw new Error(`${open.length} message(s) never reached their end within 30 s:\n${open.slice(0, 5).map((t) => `  ${t.id} (${t.what}): expected ${describe(t.expected)}; app saw ${(rig.app.byId.get(ows(t.id)) ?? []).map((d) => d.status).join(',') || 'nothing'}; turnout logged:\n      ${logOf(t.id)}`).join('\n')}`);
     }
     await new Promise((r) => setTimeout(r, 25));
   }
@@ -76,7 +77,7 @@ async function settleAndCheck(rig: Rig, tracked: Tracked[], refusedIds: string[]
   await rig.checkDeadDepth();
   const errors: string[] = [];
   for (const t of tracked) {
-    const calls: FuzzDelivery[] = rig.app.byId.get(t.id) ?? [];
+    const calls: FuzzDelivery[] = rig.app.byId.get(ows(t.id)) ?? [];
     const dead = rig.dead.get(t.id);
     const e = t.expected;
     const fail = (why: string): void => void errors.push(`${t.id} (${t.what}): ${why}`);
@@ -189,7 +190,7 @@ export async function foreignBatch(rig: Rig, producer: ForeignProducer, batch: F
   await pool(batch, 1, async (c) => {
     const id = nextId('f') + c.idSuffix;
     const view: View = foreignView(c, id);
-    rig.app.plan.set(view.id, c.answer);
+    rig.app.plan.set(ows(view.id), c.answer);
     const r = await producer.publish(rig.blue, id, c);
     if (r !== 'sent') {
       stats.add(category, 'not sent (the producer itself refused)');
