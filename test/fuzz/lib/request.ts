@@ -23,6 +23,8 @@ const MAX_HEADER_BYTES = 16 * 1024;
 const MAX_HEADER_LINES = 200;
 /** How far our byte estimate may be off Node's own count. */
 const SLACK = 1024;
+/** fetch adds its own header lines (accept, accept-language, sec-fetch-mode, user-agent, accept-encoding…). */
+const LINE_SLACK = 10;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const CTL_BYTES = (b: Buffer): boolean => b.some((c) => (c < 0x20 && c !== 0x09) || c === 0x7f);
 
@@ -46,12 +48,6 @@ const ows = (b: Buffer): Buffer => {
   return b.subarray(s, e);
 };
 
-export function headerBytes(c: PublishCase): number {
-  let n = 200;
-  for (const [k, v] of c.headers) n += k.length + v.length + 4;
-  return n;
-}
-
 /** What the request must lead to. */
 export function verdict(c: PublishCase, queues: { blue: string; exists: (q: string) => boolean; amqp: boolean }): Verdict {
   // The parser reads the header section in order: the first fault it meets decides.
@@ -61,15 +57,19 @@ export function verdict(c: PublishCase, queues: { blue: string; exists: (q: stri
     seen += k.length + v.length + 4;
     lines++;
     const over = seen > MAX_HEADER_BYTES + SLACK || lines > MAX_HEADER_LINES;
-    const near = seen > MAX_HEADER_BYTES - SLACK || lines > MAX_HEADER_LINES - 4;
+    const near = seen > MAX_HEADER_BYTES - SLACK || lines > MAX_HEADER_LINES - LINE_SLACK;
     const bad = !TOKEN.test(k) ? 'a header name is not a token' : CTL_BYTES(v) ? 'a control byte (CR, LF, NUL…) in a header value' : undefined;
     if (bad !== undefined) return { kind: 'refused', status: near ? [400, 431] : [400], why: bad, parser: true };
     if (over) return { kind: 'refused', status: [431], why: `header section too large (${lines} lines, about ${seen} bytes)`, parser: true };
   }
-  const near = seen > MAX_HEADER_BYTES - SLACK || lines > MAX_HEADER_LINES - 4;
+  const near = seen > MAX_HEADER_BYTES - SLACK || lines > MAX_HEADER_LINES - LINE_SLACK;
   // "/v1/publish/.." is "/v1/" once the URL is normalised: no endpoint, answered before the body is read.
   if (c.target.kind === 'path' && /^(\.|%2e){2}$/i.test(c.target.segment)) return { kind: 'refused', status: near ? [404, 431] : [404], why: 'the path normalises to /v1/' };
-  if (c.truncate) return { kind: 'refused', status: near ? [0, 400, 431] : [0, 400], why: 'truncated body', parser: true };
+  if (c.truncate) {
+    // A declared length over the limit is refused (413) before the body is awaited.
+    const status = c.body.length + 10 > FUZZ_CONFIG.maxBytes ? [0, 400, 413] : [0, 400];
+    return { kind: 'refused', status: near ? [...status, 431] : status, why: 'truncated body', parser: true };
+  }
   // Near the header size limit either answer is right; nothing else is.
   // turnout's order: the queue in the path must decode, then the body must fit, then the broker has its say.
   let q: string | undefined;
@@ -98,7 +98,8 @@ export function verdict(c: PublishCase, queues: { blue: string; exists: (q: stri
     }
     if (!name.startsWith('x-') || name === 'x-turnout-message-id') continue;
     if (name === 'x-turnout-key') {
-      key ??= value;
+      // Node joins repeated x- headers with ", " (content-type: the first one wins).
+      key = key === undefined ? value : `${key}, ${value}`;
       continue;
     }
     const prev = headers.get(name);

@@ -6,7 +6,7 @@
 // every batch /healthz must answer within the bound and the process must live.
 
 import fc from 'fast-check';
-import { fromWire, type FuzzDelivery } from './app.ts';
+import type { FuzzDelivery } from './app.ts';
 import { expandHeaders, type HeaderSpec } from './cases.ts';
 import { foreignView, type ForeignCase, type ForeignProducer } from './foreign.ts';
 import { expect as expectOf, ows, type Expected, type View } from './oracle.ts';
@@ -221,4 +221,3 @@ export async function campaign<T>(s: FuzzSettings, category: string, file: strin
   }
 }
 
-export { fromWire };

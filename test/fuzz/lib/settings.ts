@@ -35,5 +35,5 @@ export const wanted = (s: FuzzSettings, category: string): boolean => s.only ===
 
 /** The command line that replays one failing category. */
 export function replayHint(s: FuzzSettings, category: string, path: string | undefined, file: string): string {
-  return `FUZZ_SEED=${s.seed} FUZZ_ONLY=${category}${path !== undefined ? ` FUZZ_PATH=${path}` : ''} node --test ${file}`;
+  return `FUZZ_SEED=${s.seed} FUZZ_ONLY=${category}${path !== undefined ? ` FUZZ_PATH=${path}` : ''} node ${file.endsWith('.test.ts') ? '--test ' : ''}${file}`;
 }
