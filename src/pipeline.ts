@@ -12,7 +12,7 @@ import { isBrokerError } from '../adapters/broker.ts';
 import type { Config } from '../config/schema.ts';
 import { expandTarget } from '../config/load.ts';
 import { MAX_BACKOFF_MS, backoffDelay, sleep } from './backoff.ts';
-import { DEFERRALS_HEADER, deadLetterMessage, type DeadLetterReason } from './deadletter.ts';
+import { DEFERRALS_HEADER, deadLetterMessage, withoutOwnHeaders, type DeadLetterReason } from './deadletter.ts';
 import type { AppClient } from './delivery.ts';
 import { decide } from './gate.ts';
 import { headerValue, setHeader } from './headers.ts';
@@ -244,8 +244,17 @@ export class Pipeline {
       return { kind: 'release' };
     }
     const target = expandTarget(config.dlq, m.source);
+    const copy = deadLetterMessage(m, reason, error, attempts);
     try {
-      await broker.publish(target, deadLetterMessage(m, reason, error, attempts));
+      try {
+        await broker.publish(target, copy);
+      } catch (err) {
+        // Refused for its shape (not for being down): the headers are what no
+        // broker call will change, so the copy goes without them.
+        if (!isBrokerError(err) || err.code !== 'invalid') throw err;
+        logger.warn({ ...log, err, target }, 'the dead-letter target refused the copy\'s headers; dead-lettering it without them');
+        await broker.publish(target, withoutOwnHeaders(copy, config.versionHeader, err.message));
+      }
     } catch (err) {
       logger.error({ ...log, err, target }, 'dead-letter publish failed; message goes back to the broker');
       // Do not spin on a dead-letter target that is down.
