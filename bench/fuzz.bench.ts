@@ -17,8 +17,8 @@ import { amqpSuite, memorySuite } from '../test/fuzz/lib/suites.ts';
 import { translatorsReloadSuite, translatorsStartSuite } from '../test/fuzz/lib/translators-suite.ts';
 
 const FILE = 'bench/fuzz.bench.ts';
-// Batches of up to 24 cases (about 12 on average): ~4 200 publish cases per broker, ~4 200 foreign ones.
-const PLAN = { publishRuns: 350, foreignRuns: 350, batch: 24 };
+// Batches of up to 24 cases (about 6.3 on average, fast-check's array sizes): ~3 500 cases per category.
+const PLAN = { publishRuns: 560, foreignRuns: 560, batch: 24 };
 const TRANSLATOR_STARTS = 60;
 const TRANSLATOR_RELOADS = 60;
 const MIN_CASES = 10_000;
