@@ -3,6 +3,8 @@
 # bench/core.bench.ts), then every broker benchmark bench/<name>.bench.ts.
 # The soak (bench/soak.bench.ts, 60 minutes by default) runs only when FILTER
 # names it: `npm run bench -- soak --minutes 5`.
+# The hostile-input campaign (bench/fuzz.bench.ts, ≥ 10 000 cases, no
+# figures) runs only when asked for by name: `npm run bench -- fuzz`.
 # FILTER keeps only the benchmarks whose name contains it (core, amqp, sqs,
 # kafka); ARGS go to each benchmark that runs. A broker benchmark that cannot
 # reach its broker exits 3 (bench/lib/skip.ts) and is reported as skipped, not
@@ -27,6 +29,7 @@ for f in "${files[@]}"; do
   if [ -n "$filter" ] && [[ "$name" != *"$filter"* ]]; then continue; fi
   # The soak runs for an hour by default: only when asked for by name.
   if [ -z "$filter" ] && [ "$name" = soak ]; then echo "turnout: bench soak not run (an hour long): npm run bench -- soak [--minutes N]" >&2; continue; fi
+  if [ "$name" = fuzz ] && [ "$filter" != fuzz ]; then continue; fi
   ran=$((ran + 1))
   echo "turnout: bench $name: node $f $*" >&2
   node "$f" "$@"

@@ -24,6 +24,26 @@ export function deadLetterMessage(original: Received, reason: DeadLetterReason, 
 }
 
 /**
+ * The fallback copy when the target refused the full one for its shape (its
+ * headers: AMQP's 64 KiB header table, a name the broker cannot carry): the
+ * original payload, id, key and content type, the version header and
+ * turnout's own x-turnout-* headers; the other headers are dropped and the
+ * error says so. A copy that cannot be dead-lettered would otherwise go back
+ * to the source and come round again for ever.
+ */
+export function withoutOwnHeaders(copy: Message, versionHeader: string, why: string): Message {
+  const headers: Record<string, string> = {};
+  const version = versionHeader.toLowerCase();
+  for (const [k, v] of Object.entries(copy.headers)) {
+    const lower = k.toLowerCase();
+    if ((lower === version || lower.startsWith('x-turnout-')) && v.length <= 1024) headers[k] = v;
+  }
+  const error = headers['x-turnout-error'] ?? '';
+  setHeader(headers, 'x-turnout-error', oneLine(`${error}; the message's other headers were dropped: the dead-letter target refused them (${why})`, 512));
+  return { ...copy, headers };
+}
+
+/**
  * One line of printable ASCII. The dead-letter target is often another
  * turnout's source (green → blue), which forwards every header over HTTP:
  * control characters and text beyond Latin-1 (app error bodies, payload

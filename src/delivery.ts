@@ -5,6 +5,7 @@
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { Message } from '../adapters/broker.ts';
+import { toWire } from '../lib/headers.ts';
 
 export type StatusClass = 'delivered' | 'unsupported' | 'retry' | 'rejected';
 
@@ -217,17 +218,17 @@ function requestHeaders(message: Message, ctx: DeliveryContext): Record<string, 
     if (lower === 'x-turnout-dlq-reason') dlqReason = v;
     else if (lower === 'x-turnout-source') failedIn = v;
     if (HOP_BY_HOP.has(lower) || OWN.has(lower)) continue;
-    headers[k] = v;
+    headers[k] = toWire(v);
   }
   // A dead-lettered copy names where it failed in x-turnout-source; on delivery that
   // header names the queue it is consumed from now, so keep the first as x-turnout-dlq-source.
-  if (dlqReason !== undefined && failedIn !== undefined && failedIn !== ctx.source) headers['x-turnout-dlq-source'] = failedIn;
-  headers['content-type'] = message.contentType ?? 'application/octet-stream';
-  headers['x-turnout-message-id'] = message.id;
+  if (dlqReason !== undefined && failedIn !== undefined && failedIn !== ctx.source) headers['x-turnout-dlq-source'] = toWire(failedIn);
+  headers['content-type'] = toWire(message.contentType ?? 'application/octet-stream');
+  headers['x-turnout-message-id'] = toWire(message.id);
   headers['x-turnout-attempt'] = String(ctx.attempt);
-  headers['x-turnout-source'] = ctx.source;
+  headers['x-turnout-source'] = toWire(ctx.source);
   if (ctx.redelivered) headers['x-turnout-redelivered'] = 'true';
-  if (message.key !== undefined) headers['x-turnout-key'] = message.key;
+  if (message.key !== undefined) headers['x-turnout-key'] = toWire(message.key);
   return headers;
 }
 

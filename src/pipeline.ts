@@ -14,10 +14,11 @@
 // to the broker rather than dropping it.
 
 import type { BrokerAdapter, Disposition, Message, Received, Subscription } from '../adapters/broker.ts';
+import { isBrokerError } from '../adapters/broker.ts';
 import type { Config } from '../config/schema.ts';
 import { expandTarget } from '../lib/targets.ts';
 import { backoffDelay, sleep } from '../lib/backoff.ts';
-import { DEFERRALS_HEADER, deadLetterMessage, type DeadLetterReason } from './deadletter.ts';
+import { DEFERRALS_HEADER, deadLetterMessage, withoutOwnHeaders, type DeadLetterReason } from './deadletter.ts';
 import type { Destination, SendContext, Verdict } from './destination.ts';
 import { decide } from './gate.ts';
 import { headerValue, setHeader } from '../lib/headers.ts';
@@ -202,8 +203,17 @@ export class Pipeline {
       return { kind: 'release' };
     }
     const target = expandTarget(config.dlq, m.source);
+    const copy = deadLetterMessage(m, reason, error, attempts);
     try {
-      await broker.publish(target, deadLetterMessage(m, reason, error, attempts));
+      try {
+        await broker.publish(target, copy);
+      } catch (err) {
+        // Refused for its shape (not for being down): the headers are what no
+        // broker call will change, so the copy goes without them.
+        if (!isBrokerError(err) || err.code !== 'invalid') throw err;
+        logger.warn({ ...log, err, target }, 'the dead-letter target refused the copy\'s headers; dead-lettering it without them');
+        await broker.publish(target, withoutOwnHeaders(copy, config.versionHeader, err.message));
+      }
     } catch (err) {
       logger.error({ ...log, err, target }, 'dead-letter publish failed; message goes back to the broker');
       // Do not spin on a dead-letter target that is down.

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { BrokerAdapter, Message } from '../adapters/broker.ts';
 import type { Config } from '../config/schema.ts';
-import { headerValue, setHeader } from '../lib/headers.ts';
+import { fromWire, headerValue, setHeader } from '../lib/headers.ts';
 import type { Color, Router } from './router.ts';
 
 export class PublishRefused extends Error {
@@ -36,12 +36,15 @@ export function messageFromRequest(req: PublishRequest, config: Config): Message
   for (const [name, value] of Object.entries(req.headers)) {
     if (!name.startsWith('x-') || value === undefined) continue;
     if (name === 'x-turnout-key' || name === 'x-turnout-message-id') continue;
-    headers[name] = Array.isArray(value) ? value.join(', ') : value;
+    headers[name] = fromWire(Array.isArray(value) ? value.join(', ') : value);
   }
   if (config.produceVersion !== undefined && (headerValue(headers, config.versionHeader) ?? '') === '') {
     setHeader(headers, config.versionHeader, String(config.produceVersion));
   }
-  const one = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+  const one = (v: string | string[] | undefined): string | undefined => {
+    const first = Array.isArray(v) ? v[0] : v;
+    return first === undefined ? undefined : fromWire(first);
+  };
   const id = one(req.headers['x-turnout-message-id']);
   const message: Message = { id: id !== undefined && id !== '' ? id : randomUUID(), payload: req.payload, headers };
   const key = one(req.headers['x-turnout-key']);

@@ -35,6 +35,23 @@ export function toPublishOptions(message: Message, extra?: { expiration?: number
   return options;
 }
 
+/** AMQP 0-9-1 short strings (queue names, header names, message id, content type) hold at most 255 bytes. */
+const SHORTSTR_MAX = 255;
+
+/**
+ * Why AMQP cannot carry this message to this queue, in words a publisher can
+ * act on; undefined when it can. amqplib would throw a bare RangeError.
+ */
+export function unencodable(queue: string, message: Message): string | undefined {
+  const long = (s: string): boolean => Buffer.byteLength(s) > SHORTSTR_MAX;
+  const cut = (s: string): string => JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s);
+  if (long(queue)) return `queue name ${cut(queue)} is ${Buffer.byteLength(queue)} bytes; AMQP allows ${SHORTSTR_MAX}`;
+  if (long(message.id)) return `message id ${cut(message.id)} is ${Buffer.byteLength(message.id)} bytes; AMQP allows ${SHORTSTR_MAX}`;
+  if (message.contentType !== undefined && long(message.contentType)) return `content type ${cut(message.contentType)} is ${Buffer.byteLength(message.contentType)} bytes; AMQP allows ${SHORTSTR_MAX}`;
+  for (const name in message.headers) if (long(name)) return `header name ${cut(name)} is ${Buffer.byteLength(name)} bytes; AMQP allows ${SHORTSTR_MAX}`;
+  return undefined;
+}
+
 /** A delivery as turnout's Received. Header values that are not strings are rendered as strings. */
 export function fromDelivery(msg: ConsumeMessage | GetMessage, source: string): Received {
   const headers: Record<string, string> = {};

@@ -6,7 +6,7 @@
 import type { ChannelModel, ConfirmChannel, Message as AmqpMessage } from 'amqplib';
 import type { Logger } from '../../lib/log.ts';
 import { BrokerError, type Message } from '../broker.ts';
-import { toPublishOptions } from './codec.ts';
+import { toPublishOptions, unencodable } from './codec.ts';
 import { classify, maxSizeFrom } from './errors.ts';
 
 /** What the broker told us about its limits; outlives one connection. */
@@ -44,6 +44,8 @@ export class Publisher {
     if (limit !== undefined && message.payload.length > limit) {
       throw new BrokerError('too-large', `message ${message.id} has ${message.payload.length} bytes; RabbitMQ's max_message_size is ${limit}`);
     }
+    const cannot = unencodable(queue, message);
+    if (cannot !== undefined) throw new BrokerError('invalid', `message ${message.id.slice(0, 80)} cannot be published to RabbitMQ: ${cannot}`);
     const ch = await this.confirmChannel();
     const key = returnKey(queue, message.id);
     const options = toPublishOptions(message, extra);

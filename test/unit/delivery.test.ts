@@ -216,6 +216,22 @@ describe('delivery: the status table, one test per row', () => {
     assert.equal(app.deliveries.filter((d) => d.headers['x-injected'] !== undefined).length, 0);
   });
 
+  test('header text beyond Latin-1 (and the id, key, content type) reaches the app as UTF-8 bytes', async () => {
+    // Regression: a foreign producer's "x-city: 東京" used to be dead-lettered `rejected` as unsendable.
+    const utf8 = (v: unknown): string => Buffer.from(String(v), 'latin1').toString('utf8');
+    const m = message({ 'x-city': '東京', 'x-name': 'Müller 🎉' }, { key: 'ключ', contentType: 'text/plain; title=é' });
+    assert.equal((await post(m)).kind, 'delivered');
+    const d = deliveriesOf(m.id)[0];
+    assert.ok(d);
+    assert.equal(utf8(d.headers['x-city']), '東京');
+    assert.equal(utf8(d.headers['x-name']), 'Müller 🎉', 'Latin-1 text travels as UTF-8 too: one rule for every value');
+    assert.equal(utf8(d.headers['x-turnout-key']), 'ключ');
+    assert.equal(utf8(d.headers['content-type']), 'text/plain; title=é');
+    const before = app.deliveries.length;
+    assert.equal((await client.post(message({}, { id: 'id-日本' }), ctx, never)).kind, 'delivered');
+    assert.equal(utf8(app.deliveries[before]?.headers['x-turnout-message-id']), 'id-日本');
+  });
+
   test('a header name HTTP cannot carry → rejected, nothing sent', async () => {
     const r = await post(message({ 'bad name': 'v' }), client, 0);
     assert.equal(r.kind, 'rejected');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TranslatorSet, parseTranslators } from '../../src/translators.ts';
 import { decide } from '../../src/gate.ts';
-import { deleteHeader, headerValue, setHeader } from '../../lib/headers.ts';
+import { deleteHeader, fromWire, headerValue, setHeader, toWire } from '../../lib/headers.ts';
 import { routeKeyOf } from '../../lib/route-key.ts';
 
 test('headerValue matches names case-insensitively, exact first', () => {
@@ -30,4 +30,14 @@ test('the gate reads a version header written in any case (AMQP/Kafka keep the p
 test('header:NAME route keys read the header in any case', () => {
   const m = { id: 'id-1', payload: Buffer.from('{}'), headers: { 'X-Tenant': 'acme' } };
   assert.equal(routeKeyOf(m, { kind: 'header', name: 'x-tenant' }), 'acme');
+});
+
+test('header text on HTTP is UTF-8: toWire/fromWire round-trip any text; bytes that are not UTF-8 read as Latin-1', () => {
+  for (const text of ['plain', 'Müller', '東京', '🎉 z\u0301', '']) {
+    assert.equal(fromWire(toWire(text)), text);
+    assert.equal(Buffer.from(toWire(text), 'latin1').toString('utf8'), text, 'the bytes on the wire are the UTF-8 of the text');
+  }
+  // What Node hands over for the bytes C3 A9 (UTF-8 "é") and for a lone E9 (Latin-1 "é", not UTF-8).
+  assert.equal(fromWire('\u00c3\u00a9'), 'é');
+  assert.equal(fromWire('caf\u00e9'), 'café');
 });

@@ -486,6 +486,33 @@ describe('pipeline: dead-lettering', () => {
     assert.deepEqual(h.handlerErrors, []);
   });
 
+  test('the DLQ refuses the copy for its headers (invalid) → dead-lettered once without them, not released for ever', async () => {
+    // Found by the hostile-input campaign: a foreign message whose headers, rendered as strings, pass AMQP's
+    // 64 KiB header table only without turnout's dead-letter headers was released and redelivered endlessly.
+    const h = await harness({}, { behave: () => 400 });
+    let refused = 0;
+    h.broker.publishFault = (queue, m) => {
+      if (queue !== 'dlq' || m.headers['x-huge'] === undefined) return undefined;
+      refused++;
+      return new BrokerError('invalid', 'Encoded field table (headers or arguments) exceeds the 65536 byte encoding buffer');
+    };
+    const [id] = await h.send(1, () => ({ headers: { 'x-schema-version': '1', 'x-huge': 'h'.repeat(100), 'x-small': 's' } }));
+    await settled(h);
+    const { tally, dlq } = account(h);
+    assert.deepEqual(tally.placesOf(id ?? ''), { dlq: 1 });
+    assert.equal(refused, 1, 'one refused full copy, then the reduced one');
+    assert.equal(h.app?.deliveries.filter((d) => d.id === id).length, 1, 'never released and delivered again');
+    const copy = dlq[0];
+    assert.equal(copy?.headers['x-turnout-dlq-reason'], 'rejected');
+    assert.equal(copy?.headers['x-schema-version'], '1', 'the version header stays');
+    assert.equal(copy?.headers['x-huge'], undefined);
+    assert.equal(copy?.headers['x-small'], undefined, 'the message\'s own headers are dropped');
+    assert.match(copy?.headers['x-turnout-error'] ?? '', /^app answered 400.*other headers were dropped: the dead-letter target refused them \(Encoded field table/);
+    assert.equal(copy?.payload.toString(), JSON.stringify({ n: 0, email: 'u0@example.com' }), 'the original payload');
+    assert.equal(await h.metric('turnout_messages_dead_lettered_total', { reason: 'rejected' }), 1);
+    assert.deepEqual(h.handlerErrors, []);
+  });
+
   test('DLQ down for good → the message stays on the source (drained), never dropped', async () => {
     const h = await harness({}, { behave: () => 400 });
     h.broker.publishFault = (queue) => (queue === 'dlq' ? new BrokerError('unavailable', 'dlq is down') : undefined);

@@ -257,6 +257,18 @@ describe('translators: translate()', () => {
     });
   });
 
+  test('a result too deep to write as JSON is a TranslateError, not an unexpected error', async () => {
+    // Found by the hostile-input campaign: a v2 payload nested 10 000 levels deep got through the
+    // step, JSON.stringify overflowed the stack, and the pipeline released the message for ever.
+    const deep = Buffer.from('{"a":'.repeat(200_000) + '1' + '}'.repeat(200_000));
+    const s = parseTranslators(`"1->2": '$'`, 'x.yaml');
+    await assert.rejects(translate(s.chainFor(1, [2]) as Chain, deep), (err: unknown) => {
+      assert.ok(err instanceof TranslateError, String(err));
+      assert.match(err.message, /1->v?2 cannot be written as JSON/);
+      return true;
+    });
+  });
+
   test('the output is JSON; JSONata sequences become arrays', async () => {
     const s = parseTranslators(`"1->2": 'items.name'`, 'x.yaml');
     const out = await translate(s.chainFor(1, [2]) as Chain, Buffer.from('{"items":[{"name":"a"},{"name":"b"}]}'));

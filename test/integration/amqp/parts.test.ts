@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { BrokerError } from '../../../adapters/broker.ts';
-import { headerString, toPublishOptions } from '../../../adapters/amqp/codec.ts';
+import { headerString, toPublishOptions, unencodable } from '../../../adapters/amqp/codec.ts';
 import { delayQueueName, stripOwnDeath } from '../../../adapters/amqp/delay.ts';
 import { classify, maxSizeFrom, redact } from '../../../adapters/amqp/errors.ts';
 import { managementTarget } from '../../../adapters/amqp/management.ts';
@@ -23,6 +23,17 @@ describe('amqp adapter parts', () => {
   test('publish options: persistent, mandatory, key as header, broker-owned headers dropped', () => {
     const o = toPublishOptions({ id: 'i', payload: Buffer.alloc(0), headers: { a: '1', 'x-death': '[]', CC: 'other', BCC: 'x' }, key: 'k', contentType: 'text/plain' }, { expiration: 1500.4 });
     assert.deepEqual(o, { persistent: true, mandatory: true, messageId: 'i', headers: { a: '1', 'x-turnout-key': 'k' }, contentType: 'text/plain', expiration: '1500' });
+  });
+
+  test('what AMQP cannot carry (short strings over 255 bytes) is named, not left to a bare RangeError', () => {
+    // Found by the hostile-input campaign: a 300-byte header name POSTed to /v1/publish got 400 "The value of \"value\" is out of range".
+    const m = { id: 'i', payload: Buffer.alloc(0), headers: { a: '1' } };
+    assert.equal(unencodable('q', m), undefined);
+    assert.equal(unencodable('q', { ...m, headers: { ['é'.repeat(127)]: 'v' } }), undefined, '254 bytes fit');
+    assert.match(unencodable('q', { ...m, headers: { [`x-${'n'.repeat(300)}`]: 'v' } }) ?? '', /^header name "x-n+…" is 302 bytes; AMQP allows 255$/);
+    assert.match(unencodable('q'.repeat(256), m) ?? '', /^queue name .* is 256 bytes/);
+    assert.match(unencodable('q', { ...m, id: '日'.repeat(90) }) ?? '', /^message id .* is 270 bytes/);
+    assert.match(unencodable('q', { ...m, contentType: 'x'.repeat(300) }) ?? '', /^content type .* is 300 bytes/);
   });
 
   test("the delay queue's death headers are removed, other queues' kept", () => {

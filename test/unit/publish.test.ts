@@ -1,0 +1,29 @@
+// Building a message from a publish request (POST /v1/publish): header text.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { loadConfig } from '../../config/load.ts';
+import { messageFromRequest } from '../../src/publish.ts';
+
+const config = loadConfig({}, {}).config;
+// Node hands request header values over one byte per character (Latin-1).
+const asNodeReads = (text: string): string => Buffer.from(text, 'utf8').toString('latin1');
+
+test('header values POSTed as UTF-8 become the text they spell (id, key, content type too); other bytes stay Latin-1', () => {
+  // Regression: "x-city: 東京" was stored as the mojibake "æ\x9D±äº¬", which a broker consumer then read.
+  const m = messageFromRequest({
+    payload: Buffer.from('{}'),
+    headers: {
+      'x-city': asNodeReads('東京'),
+      'x-latin1': 'caf\u00e9', // the single byte E9: not UTF-8, read as Latin-1
+      'x-turnout-message-id': asNodeReads('id-日本'),
+      'x-turnout-key': asNodeReads('ключ'),
+      'content-type': asNodeReads('text/plain; title=é'),
+    },
+  }, config);
+  assert.equal(m.headers['x-city'], '東京');
+  assert.equal(m.headers['x-latin1'], 'café');
+  assert.equal(m.id, 'id-日本');
+  assert.equal(m.key, 'ключ');
+  assert.equal(m.contentType, 'text/plain; title=é');
+});
