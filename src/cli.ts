@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// turnout's command line: `run` (the sidecar, default), `check` and `demo`.
+// turnout's command line: `run` (the sidecar, default), `check`, `demo`, `rollout`,
+// `move` and `drained`.
 // Options come from the one schema; every option is a flag and a variable.
 
 import yargs, { type Argv } from 'yargs';
@@ -80,7 +81,7 @@ async function main(output: Output): Promise<void> {
   const cli = withOptions(
     yargs(hideBin(process.argv))
       .scriptName('turnout')
-      .usage('turnout [run|check|demo|move|drained] [options]\n\nEvery option is also an environment variable: --green-weight 10 is TURNOUT_GREEN_WEIGHT=10. Flags win over variables.')
+      .usage('turnout [run|check|demo|rollout|move|drained] [options]\n\nEvery option is also an environment variable: --green-weight 10 is TURNOUT_GREEN_WEIGHT=10. Flags win over variables.')
       .command(['run', '$0'], 'Run the sidecar (default).', () => {}, (argv) => run(argv, output))
       .command(
         'check',

@@ -1,6 +1,6 @@
 // `turnout rollout PLAN.yaml`: loads and validates the plan, picks up the
 // state file, serves the HTTP API and runs the controller to its end.
-// Exit codes (DESIGN.md): 0 promoted, 1 rolled back or aborted, 2 invalid
+// Exit codes (docs/reference.md, Exit codes): 0 promoted, 1 rolled back or aborted, 2 invalid
 // plan; a controller stopped by SIGTERM/SIGINT leaves the weight as it is
 // and exits 128 + the signal.
 

@@ -1,4 +1,4 @@
-// The controller's metrics (DESIGN.md: turnout_rollout_*), on a Registry the
+// The controller's metrics (turnout_rollout_*, in docs/reference.md), on a Registry the
 // caller creates. Updated from the status after every transition.
 
 import { Counter, Gauge, collectDefaultMetrics, type Registry } from 'prom-client';

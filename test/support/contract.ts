@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
 import { envName, schema } from '../../config/schema.ts';
 import { Metrics } from '../../src/metrics.ts';
+import { RolloutMetrics } from '../../src/rollout/metrics.ts';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const read = (path: string): string => readFileSync(join(ROOT, path), 'utf8');
@@ -92,21 +93,77 @@ export function serverPathLiterals(): string[] {
   return [...new Set([...code.matchAll(/'(\/[^']+)'/g)].map((m) => m[1] as string))];
 }
 
+/** The files of the sidecar's HTTP server: src/http/*.ts (dispatch, access rules, limits, body). */
+export const httpFiles = (): string[] => productSources().filter((f) => /^src\/http\/[^/]+\.ts$/.test(f));
+
 /**
- * HTTP status codes the server can answer with: the status argument of every
- * send/fail/writeHead, the broker-error table, and the publish refusals.
+ * Statuses node:http itself answers for an option that src/http/limits.ts
+ * passes to createServer (serverOptions()): the timeouts 408, the header size
+ * 431; server.maxHeadersCount (limitServer()) is 431 too.
  */
-export function statusCodes(): number[] {
-  const code = stripStrings(stripComments(read(SERVER_FILE)) + stripComments(read('src/publish.ts')));
+const NODE_HTTP_STATUS: Record<string, number> = { headersTimeout: 408, requestTimeout: 408, maxHeaderSize: 431, maxHeadersCount: 431 };
+
+/** Status codes given as the status argument of send/fail/writeHead, a status table or PublishRefused in `code`. */
+function statusesIn(code: string): Set<number> {
   const places = [
     /\b(?:send|fail)\(res,\s*([^,]+),/g,
     /\bwriteHead\(([^,]+),/g,
     /^\s*'?[\w-]*'?:\s*(\d{3}),?\s*$/gm,
     /\bPublishRefused\((\d{3})/g,
+    /\bstatus:\s*(\d{3})\b/g,
   ];
   const found = new Set<number>();
   for (const re of places) for (const m of code.matchAll(re)) for (const d of (m[1] as string).matchAll(/\b([1-5]\d\d)\b/g)) found.add(Number(d[1]));
+  return found;
+}
+
+/**
+ * HTTP status codes the server can answer with: the status argument of every
+ * send/fail/writeHead in src/http/ (dispatch, access refusals, the connection
+ * cap), the broker-error table, the publish refusals, and what node:http
+ * answers for the limits the server sets.
+ */
+export function statusCodes(): number[] {
+  const files = [...httpFiles(), 'src/publish.ts'];
+  const found = statusesIn(files.map((f) => stripStrings(stripComments(read(f)))).join('\n'));
+  const limits = stripComments(read('src/http/limits.ts'));
+  for (const [option, status] of Object.entries(NODE_HTTP_STATUS)) if (new RegExp(`\\b${option}\\b`).test(limits)) found.add(status);
   return [...found].sort();
+}
+
+export const ROLLOUT_HTTP_FILE = 'src/rollout/http.ts';
+
+/**
+ * The endpoints of the rollout controller (turnout rollout): every
+ * `if (path === '…')` block with the method its `only('…')` accepts, and one
+ * route per name of its COMMANDS list for the `/^\/v1\/rollout\/([a-z]+)$/`
+ * pattern, with the method of the `only('…')` after it.
+ */
+export function rolloutRoutes(): Route[] {
+  const code = stripComments(read(ROLLOUT_HTTP_FILE));
+  const out: Route[] = [];
+  for (const m of code.matchAll(/if \(path === '([^']+)'\)\s*\{[\s\S]*?only\('([A-Z]+)'\)/g)) out.push({ method: m[2] as string, literal: m[1] as string, prefix: false });
+  const names = /\bCOMMANDS\b[^=]*=\s*\[([^\]]*)\]/.exec(code);
+  const pattern = /\/\^((?:\\\/[a-z0-9-]+)+)\\\/\(\[a-z\]\+\)\$\/\.exec\(path\)[\s\S]*?only\('([A-Z]+)'\)/.exec(code);
+  if (names && pattern) {
+    const base = (pattern[1] as string).replace(/\\\//g, '/');
+    for (const n of (names[1] as string).matchAll(/'([a-z]+)'/g)) out.push({ method: pattern[2] as string, literal: `${base}/${n[1]}`, prefix: false });
+  }
+  return out;
+}
+
+/** Every path-like string literal and regular expression of the controller's HTTP file, to catch routes rolloutRoutes() does not understand. */
+export function rolloutPathLiterals(): string[] {
+  const code = stripComments(read(ROLLOUT_HTTP_FILE));
+  const literals = [...code.matchAll(/'(\/[^']+)'/g)].map((m) => m[1] as string);
+  const patterns = [...code.matchAll(/\/\^((?:\\\/[a-z0-9-]+)+)[^/]*\/\.exec/g)].map((m) => (m[1] as string).replace(/\\\//g, '/'));
+  return [...new Set([...literals, ...patterns])];
+}
+
+/** Status codes the controller's HTTP API answers with: its own sends and refusals and the controller's command results. */
+export function rolloutStatusCodes(): number[] {
+  const code = ['src/rollout/http.ts', 'src/rollout/controller.ts'].map((f) => stripStrings(stripComments(read(f)))).join('\n');
+  return [...statusesIn(code)].sort();
 }
 
 export interface MetricInfo {
@@ -119,6 +176,16 @@ export interface MetricInfo {
 export function metrics(): MetricInfo[] {
   const registry = new Registry();
   new Metrics(registry, { brokerUp: () => true, inflight: () => 0 }, { defaultMetrics: false });
+  return registry.getMetricsAsArray().map((m) => {
+    const labels = (m as unknown as { labelNames?: readonly string[] }).labelNames ?? [];
+    return { name: m.name, type: String(m.type), labels: [...labels] };
+  });
+}
+
+/** The rollout controller's metrics (turnout rollout), as they are registered on a fresh Registry. */
+export function rolloutMetrics(): MetricInfo[] {
+  const registry = new Registry();
+  new RolloutMetrics(registry, [], { defaultMetrics: false });
   return registry.getMetricsAsArray().map((m) => {
     const labels = (m as unknown as { labelNames?: readonly string[] }).labelNames ?? [];
     return { name: m.name, type: String(m.type), labels: [...labels] };
@@ -142,17 +209,27 @@ export function headers(): string[] {
 
 export const CLI_FILE = 'src/cli.ts';
 
-/** The commands of the CLI: the first name of every `.command(…)`. */
+/**
+ * The commands of the CLI: the first word of every `.command('…')` in the CLI
+ * file (`'rollout <plan>'` is rollout) and of every `command: '…'` of a yargs
+ * CommandModule in the product's sources (`turnout move`, `turnout drained`).
+ */
 export function commands(): string[] {
-  const code = stripComments(read(CLI_FILE));
-  return [...code.matchAll(/\.command\(\s*(?:\[\s*)?'([a-z][a-z0-9-]*)'/g)].map((m) => m[1] as string);
+  const found: string[] = [];
+  const cli = stripComments(read(CLI_FILE));
+  for (const m of cli.matchAll(/\.command\(\s*(?:\[\s*)?'([a-z][a-z0-9-]*)[^']*'/g)) found.push(m[1] as string);
+  for (const file of productSources()) {
+    for (const m of stripComments(read(file)).matchAll(/\bcommand:\s*'([a-z][a-z0-9-]*)[^']*'/g)) found.push(m[1] as string);
+  }
+  return [...new Set(found)];
 }
 
 /**
  * Every exit code the product's code can produce: arguments of exit(…), values
  * given to process.exitCode, and the small numbers command functions return
- * (runCheck, runDemo: what becomes process.exitCode). HTTP statuses (three
- * digits) are not exit codes and are left out.
+ * (runCheck, runDemo: what becomes process.exitCode), and 128 + a signal's
+ * number where a command answers a signal so. HTTP statuses (three digits)
+ * are not exit codes and are left out.
  */
 export function exitCodes(): number[] {
   const codes = new Set<number>();
@@ -165,6 +242,8 @@ export function exitCodes(): number[] {
     for (const m of code.matchAll(/exitCode\s*=\s*(\d{1,2})\b/g)) add(m[1] as string);
     for (const m of code.matchAll(/return\s+(\d{1,2})\s*;/g)) add(m[1] as string);
     for (const m of code.matchAll(/return\s+[^;\n]*\?\s*(\d{1,2})\s*:\s*(\d{1,2})\s*;/g)) add(`${m[1]} ${m[2]}`);
+    // 128 + a signal's number (130 SIGINT, 143 SIGTERM), returned for a process stopped by that signal
+    for (const m of code.matchAll(/\?\s*(1[2-6]\d)\s*:\s*(1[2-6]\d)\b/g)) for (const n of [m[1], m[2]]) if (Number(n) > 128 && Number(n) < 160) codes.add(Number(n));
   }
   return [...codes].sort();
 }

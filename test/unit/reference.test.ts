@@ -106,14 +106,16 @@ describe('reference: HTTP', () => {
   });
 
   test('README and docs/ name no endpoint the server does not have', () => {
+    // The rollout controller (turnout rollout) serves its own endpoints.
+    const all = [...found, ...code.rolloutRoutes()];
     const known = (method: string | undefined, path: string): boolean =>
-      found.some((r) => (method === undefined || r.method === method) && (r.prefix ? path.startsWith(r.literal) && path.length > r.literal.length : path === r.literal));
+      all.some((r) => (method === undefined || r.method === method) && (r.prefix ? path.startsWith(r.literal) && path.length > r.literal.length : path === r.literal));
     for (const { file, text } of docs) {
       for (const m of text.matchAll(/\b(GET|POST|PUT|DELETE|PATCH) (\/[A-Za-z0-9_.{}/-]*[A-Za-z0-9_}])/g)) {
-        assert.ok(known(m[1], m[2] as string), `${file} documents ${m[1]} ${m[2]}, which ${code.SERVER_FILE} does not serve`);
+        assert.ok(known(m[1], m[2] as string), `${file} documents ${m[1]} ${m[2]}, which neither ${code.SERVER_FILE} nor ${code.ROLLOUT_HTTP_FILE} serves`);
       }
       for (const m of text.matchAll(/(?<![\w.])\/v1\/[A-Za-z0-9_.{}/-]*[A-Za-z0-9_}]/g)) {
-        assert.ok(known(undefined, m[0]), `${file} names ${m[0]}, which ${code.SERVER_FILE} does not serve`);
+        assert.ok(known(undefined, m[0]), `${file} names ${m[0]}, which neither ${code.SERVER_FILE} nor ${code.ROLLOUT_HTTP_FILE} serves`);
       }
     }
   });
@@ -184,11 +186,50 @@ describe('reference: metrics', () => {
   });
 
   test('README and docs/ name no turnout_ metric the code does not register', () => {
-    const names = new Set(found.flatMap((m) => (m.type === 'histogram' ? [m.name, `${m.name}_bucket`, `${m.name}_sum`, `${m.name}_count`] : [m.name])));
+    const names = new Set([...found, ...code.rolloutMetrics()].flatMap((m) => (m.type === 'histogram' ? [m.name, `${m.name}_bucket`, `${m.name}_sum`, `${m.name}_count`] : [m.name])));
     for (const { file, text } of docs) {
       for (const m of text.matchAll(/\bturnout_[a-z_]*[a-z]\b/g)) {
-        assert.ok(names.has(m[0]), `${file} names ${m[0]}, which src/metrics.ts does not register`);
+        assert.ok(names.has(m[0]), `${file} names ${m[0]}, which neither src/metrics.ts nor src/rollout/metrics.ts registers`);
       }
+    }
+  });
+});
+
+describe('reference: the rollout controller', () => {
+  const found = code.rolloutRoutes();
+  const title = 'Rollout controller';
+
+  test('the route extraction understands every path of the controller', () => {
+    assert.ok(found.some((r) => r.method === 'POST'), `no command routes found in ${code.ROLLOUT_HTTP_FILE}: update rolloutRoutes() in test/support/contract.ts`);
+    for (const lit of code.rolloutPathLiterals()) {
+      assert.ok(found.some((r) => r.literal === lit || r.literal.startsWith(`${lit}/`)), `${code.ROLLOUT_HTTP_FILE} compares the path with '${lit}' in a way rolloutRoutes() does not read; update it`);
+    }
+  });
+
+  test('documents every endpoint of the controller, with status codes', () => {
+    const text = section(title);
+    for (const r of found) {
+      const row = rows(text).find((cells) => routeDoc(r).test(cells[0] ?? ''));
+      assert.ok(row, `${REFERENCE} "${title}" has no row for ${r.method} ${r.literal}`);
+      assert.match(row.slice(1).join(' '), /\b[1-5]\d\d\b/, `${r.method} ${r.literal}: the row names no status code`);
+    }
+  });
+
+  test('documents every status code the controller answers with', () => {
+    const text = section(title);
+    for (const status of code.rolloutStatusCodes()) assert.match(text, new RegExp(`\\b${status}\\b`), `${REFERENCE} "${title}" never mentions ${status}`);
+  });
+
+  test('documents every turnout_rollout_ metric with its type and labels', () => {
+    const metrics = code.rolloutMetrics();
+    assert.ok(metrics.length > 0);
+    const table = rows(section(title));
+    for (const m of metrics) {
+      const row = table.find((cells) => cells[0] === `\`${m.name}\``);
+      assert.ok(row, `${REFERENCE} "${title}" has no row for ${m.name}`);
+      assert.equal(row[1], m.type, `${m.name}: type`);
+      const labels = (row[2] ?? '').split(',').map((s) => s.trim().replace(/`/g, '')).filter((s) => s !== '');
+      assert.deepEqual(labels.sort(), [...m.labels].sort(), `${m.name}: labels`);
     }
   });
 });

@@ -53,7 +53,7 @@ async function ticksDuring<T>(during: Promise<T>): Promise<{ result: T; ticks: n
 }
 
 describe('translation pool', () => {
-  test('translates as the in-thread translate() does (the DESIGN.md steps, both ways)', async () => {
+  test('translates as the in-thread translate() does (the translators file example of docs/reference.md, both ways)', async () => {
     const set = parseTranslators(DESIGN_EXAMPLE, 'design.yaml');
     const p = pool();
     const v1 = json({ id: 7, email: 'ada@example.com', name: 'Ada' });
