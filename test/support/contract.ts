@@ -195,12 +195,13 @@ export function rolloutMetrics(): MetricInfo[] {
 /**
  * The headers turnout names in its code: every quoted literal starting with
  * x-turnout, every `*_HEADER = '…'` constant, and the default version header.
+ * A literal ending in '-' is a prefix the code matches on (startsWith), not a header.
  */
 export function headers(): string[] {
   const found = new Set<string>();
   for (const file of productSources()) {
     const code = stripComments(read(file));
-    for (const m of code.matchAll(/['"](x-turnout[a-z0-9-]*)['"]/gi)) found.add((m[1] as string).toLowerCase());
+    for (const m of code.matchAll(/['"](x-turnout(?:[a-z0-9-]*[a-z0-9])?)['"]/gi)) found.add((m[1] as string).toLowerCase());
     for (const m of code.matchAll(/\b[A-Z_]*HEADER\s*=\s*['"]([^'"]+)['"]/g)) found.add((m[1] as string).toLowerCase());
   }
   found.add(schema.versionHeader.default);
