@@ -12,6 +12,7 @@ import type { Config } from '../../config/schema.ts';
 import { expandTarget } from '../../lib/targets.ts';
 import { createLogger, type Logger } from '../../lib/log.ts';
 import { runDrained } from './drained.ts';
+import { scrubber, secretsOf } from '../../config/secrets.ts';
 import { parseDuration } from './duration.ts';
 import { parseWhere } from './filters.ts';
 import { exitCodeOf, runMove, type MoveSummary } from './move.ts';
@@ -22,7 +23,8 @@ export type FlagsFrom = (argv: Record<string, unknown>) => FlagValues;
 function commandSetup(flags: FlagValues): { config: Config; logger: Logger } {
   const { config } = loadConfig(flags, process.env);
   const explicit = flags.logLevel !== undefined || (process.env.TURNOUT_LOG_LEVEL ?? '') !== '';
-  return { config, logger: createLogger(explicit ? config.logLevel : 'warn', process.stderr) };
+  // The same scrubbing as the sidecar's logs: no token or broker password in a line.
+  return { config, logger: createLogger(explicit ? config.logLevel : 'warn', process.stderr, scrubber(secretsOf(config))) };
 }
 
 async function connected(config: Config, logger: Logger): Promise<BrokerAdapter> {

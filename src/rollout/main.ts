@@ -6,6 +6,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Registry } from 'prom-client';
+import { scrubber } from '../../config/secrets.ts';
 import { createLogger, type Logger } from '../../lib/log.ts';
 import { analysisFor } from './analysis.ts';
 import { Controller, type Analysis, type RouterControl } from './controller.ts';
@@ -114,7 +115,9 @@ export async function runRolloutCommand(o: CommandOptions): Promise<number> {
   }
   const view = process.stderr.isTTY ? new TerminalView(process.stderr) : undefined;
   // pino needs only write() of its destination; the view's wrapper has just that.
-  const logger = createLogger(o.logLevel, view && process.stdout.isTTY ? (view.logDestination(process.stdout) as unknown as NodeJS.WritableStream) : undefined);
+  // The admin token never reaches a log line, as in the sidecar.
+  const scrub = scrubber(o.adminToken !== undefined ? [o.adminToken] : []);
+  const logger = createLogger(o.logLevel, view && process.stdout.isTTY ? (view.logDestination(process.stdout) as unknown as NodeJS.WritableStream) : undefined, scrub);
   view?.start();
   const run = await startRollout({ plan, logger, adminToken: o.adminToken, port: o.port, host: o.host, restart: o.restart, ...(view ? { onChange: (c: Controller) => view.draw(c.status) } : {}) });
   let signal: NodeJS.Signals | undefined;
