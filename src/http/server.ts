@@ -2,7 +2,6 @@
 // routing admin API. Plain node:http; every answer is JSON except /metrics.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { isBrokerError, type BrokerAdapter, type BrokerErrorCode } from '../../adapters/broker.ts';
 import { isPercent } from '../../config/percent.ts';
 import type { Config } from '../../config/schema.ts';
@@ -14,6 +13,7 @@ import type { Router } from '../router.ts';
 import { bearerMatches, PublishAccess } from './access.ts';
 import { BodyTooLarge, readBody } from './body.ts';
 import { limitServer, limitsOf, serverOptions, type ConnectionCap } from './limits.ts';
+import { listen } from './listen.ts';
 
 export interface HttpDeps {
   config: Config;
@@ -76,13 +76,7 @@ export class HttpServer {
   }
 
   listen(port: number, host: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve((this.server.address() as AddressInfo).port);
-      });
-    });
+    return listen(this.server, port, host);
   }
 
   close(): Promise<void> {

@@ -4,11 +4,11 @@
 
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../../lib/log.ts';
 import type { Command } from './controller.ts';
 import type { Status } from './status.ts';
+import { listen } from '../http/listen.ts';
 
 export interface RolloutHttpDeps {
   status: () => Status;
@@ -42,13 +42,7 @@ export class RolloutHttp {
   }
 
   listen(port: number, host: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve((this.server.address() as AddressInfo).port);
-      });
-    });
+    return listen(this.server, port, host);
   }
 
   close(): Promise<void> {
