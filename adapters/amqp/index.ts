@@ -102,34 +102,9 @@ export class AmqpBroker implements BrokerAdapter {
   }
 
   async depth(queue: string): Promise<QueueDepth> {
-    const conn = this.conn;
-    if (!conn || this.closed) throw new BrokerError('unavailable', 'not connected to RabbitMQ');
-    let ch: amqp.Channel;
-    try {
-      ch = await conn.createChannel();
-    } catch (err) {
-      throw classify(err, 'opening a channel for a queue check');
-    }
-    ch.on('error', () => {}); // a passive check of a missing queue closes this throwaway channel; that is the answer
-    let depth: number;
-    try {
-      depth = (await ch.checkQueue(queue)).messageCount;
-    } catch (err) {
-      throw classify(err, `checking queue ${queue}`);
-    }
-    try {
-      // deferred messages of this queue are waiting too, in turnout's delay queue
-      depth += (await ch.checkQueue(delayQueueName(queue))).messageCount;
-    } catch {
-      // no delay queue: nothing deferred
-    }
-    ch.close().catch(() => {});
-    // A stopped subscription is still counted until its in-flight messages settle.
-    this.forgetFinished();
-    let local = 0;
-    for (const sub of this.subs) if (sub.source === queue) local += sub.inflight;
-    const broker = await this.management.unacked(queue);
-    return { queue, depth, inflight: broker ?? local };
+    // Deferred messages of this queue are waiting too, in turnout's delay queue.
+    const { depth, deferred, inflight } = await this.backlog(queue);
+    return { queue, depth: depth + deferred, inflight };
   }
 
   async backlog(queue: string): Promise<Backlog> {

@@ -312,28 +312,13 @@ export class SqsBroker implements BrokerAdapter {
   }
 
   async depth(queue: string): Promise<QueueDepth> {
-    this.assertOpen();
-    const info = await this.queues.get(queue);
-    try {
-      const out = await this.client.send(
-        new GetQueueAttributesCommand({
-          QueueUrl: info.url,
-          AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
-        }),
-      );
-      const attributes: Record<string, string | undefined> = out.Attributes ?? {};
-      const count = (name: string): number => Number(attributes[name] ?? '0') || 0;
-      // Delayed messages (deferrals) are waiting too; NotVisible ones are handed out and not yet deleted.
-      return {
-        queue,
-        depth: count('ApproximateNumberOfMessages') + count('ApproximateNumberOfMessagesDelayed'),
-        inflight: count('ApproximateNumberOfMessagesNotVisible'),
-      };
-    } catch (err) {
-      const e = classify(err, `reading the depth of queue "${queue}"`);
-      if (e.code === 'unknown-queue') this.queues.forget(queue);
-      throw e;
-    }
+    const count = await this.counts(queue);
+    // Delayed messages (deferrals) are waiting too; NotVisible ones are handed out and not yet deleted.
+    return {
+      queue,
+      depth: count('ApproximateNumberOfMessages') + count('ApproximateNumberOfMessagesDelayed'),
+      inflight: count('ApproximateNumberOfMessagesNotVisible'),
+    };
   }
 
   async close(): Promise<void> {
