@@ -37,7 +37,7 @@ export interface RouteDecision {
 /** Holds the live weight and picks targets. */
 export class Router {
   private current: number;
-  private origin: WeightOrigin = 'env';
+  private origin: WeightOrigin;
   readonly targets: RouteTargets;
   readonly routeKey: RouteKey;
   private readonly onChange: (weight: number, origin: WeightOrigin) => void;
@@ -48,12 +48,15 @@ export class Router {
     targets: RouteTargets;
     routeKey: RouteKey;
     weight: number;
+    /** Where the start weight came from (TURNOUT_GREEN_WEIGHT or TURNOUT_WEIGHT_FILE). */
+    origin?: WeightOrigin;
     onChange?: (weight: number, origin: WeightOrigin) => void;
     onRouted?: (color: Color) => void;
   }) {
     this.targets = options.targets;
     this.routeKey = options.routeKey;
     this.current = options.weight;
+    this.origin = options.origin ?? 'env';
     this.onChange = options.onChange ?? (() => {});
     this.onRouted = options.onRouted ?? (() => {});
   }

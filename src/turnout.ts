@@ -86,6 +86,7 @@ export class Turnout {
       targets: { blue: config.blue, green: config.green },
       routeKey: config.routeKey,
       weight,
+      origin: config.weightFile !== undefined ? 'file' : 'env',
       onChange: (w, origin) => {
         this.metrics.greenWeight.set(w);
         logger.info({ greenWeight: w, origin }, 'green weight changed');

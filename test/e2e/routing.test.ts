@@ -91,6 +91,8 @@ test('TURNOUT_WEIGHT_FILE is read at start and re-read on change; an invalid val
   const weight = async (): Promise<number> => ((await (await fetch(`${t.baseUrl}/v1/routes`)).json()) as { greenWeight: number }).greenWeight;
   try {
     assert.equal(await weight(), 25, 'the file wins over TURNOUT_GREEN_WEIGHT');
+    const routes = (await (await fetch(`${t.baseUrl}/v1/routes`)).json()) as { weightSource: string };
+    assert.equal(routes.weightSource, 'file', 'the start weight came from the file, and /v1/routes says so');
     await writeFile(file, '75');
     await waitFor('weight 75', async () => (await weight()) === 75, 5000);
     await writeFile(file, 'lots');
