@@ -431,9 +431,11 @@ export function conformance(t: ConformanceTarget): void {
       assert.deepEqual(tally.missing(ids), [], 'nothing lost');
       assert.equal(tally.ids('consumed').size, 10, 'nothing that was not published');
       // At-least-once: a copy whose ack the drop lost comes again, and then says so.
+      // The first copy the handler sees may say so too: the broker may have handed
+      // it to the dropped connection before the handler was called (seen on quorum
+      // queues), and redelivered means "may have been handed out before".
       for (const id of ids) {
         const seen = copies.filter((m) => m.id === id);
-        assert.equal(seen[0]?.redelivered, false, `${id}: first copy not marked redelivered`);
         for (const again of seen.slice(1)) assert.equal(again.redelivered, true, `${id}: a further copy is marked redelivered`);
       }
       // b's group is the one that consumed (Kafka reports lag per group).
