@@ -2,7 +2,7 @@
 // end-to-end tests, and reads its HTTP status and JSON log.
 
 import { spawn } from 'node:child_process';
-import { CLI } from './process.ts';
+import { CLI, jsonLines } from './process.ts';
 import { waitFor } from './wait.ts';
 
 export interface ControllerProcess {
@@ -44,15 +44,7 @@ export async function startController(args: string[], env: Record<string, string
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   let ended: number | string | undefined;
   const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve((ended = code ?? signal ?? -1))));
-  const logs = (): Record<string, unknown>[] =>
-    out.split('\n').flatMap((l) => {
-      if (!l.startsWith('{')) return [];
-      try {
-        return [JSON.parse(l) as Record<string, unknown>];
-      } catch {
-        return [];
-      }
-    });
+  const logs = (): Record<string, unknown>[] => jsonLines(out);
   const port = await waitFor('the controller to listen', () => {
     if (ended !== undefined) throw new Error(`turnout rollout exited with ${ended}:\n${out}`);
     const line = logs().find((l) => l.msg === 'HTTP listening');

@@ -65,15 +65,7 @@ export async function startTurnout(env: Record<string, string>, options: { waitR
   const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   let ended: number | string | undefined;
   void exited.then((c) => (ended = c));
-  const logs = (): Record<string, unknown>[] =>
-    out.split('\n').flatMap((l) => {
-      if (!l.startsWith('{')) return [];
-      try {
-        return [JSON.parse(l) as Record<string, unknown>];
-      } catch {
-        return [];
-      }
-    });
+  const logs = (): Record<string, unknown>[] => jsonLines(out);
   const timeoutMs = options.timeoutMs ?? 30_000;
   const port: number = await waitFor('turnout to listen', (): number | undefined => {
     if (ended !== undefined) throw new Error(`turnout exited with ${ended}:\n${out}`);
@@ -112,6 +104,18 @@ export async function startTurnout(env: Record<string, string>, options: { waitR
 }
 
 /** The depth turnout reports for a queue or topic (GET /v1/queues/{queue}; for Kafka, the group's lag). */
+/** The JSON log lines of a process's output (other lines, e.g. a TTY view, are skipped). */
+export function jsonLines(out: string): Record<string, unknown>[] {
+  return out.split('\n').flatMap((l) => {
+    if (!l.startsWith('{')) return [];
+    try {
+      return [JSON.parse(l) as Record<string, unknown>];
+    } catch {
+      return [];
+    }
+  });
+}
+
 export async function depthOf(baseUrl: string, queue: string): Promise<number> {
   const res = await fetch(`${baseUrl}/v1/queues/${encodeURIComponent(queue)}`);
   return ((await res.json()) as { depth: number }).depth;
