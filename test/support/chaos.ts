@@ -6,6 +6,7 @@
 // (a kill, a cut connection) is handed to the test first, so that it can read
 // from the broker what was held at that moment: the bound on duplicates.
 
+import assert from 'node:assert/strict';
 import type { ChaosApp, ChaosDelivery } from './chaos-app.ts';
 import type { FaultProxy } from './fault-proxy.ts';
 import type { TurnoutProcess } from './process.ts';
@@ -170,4 +171,11 @@ export function unexplainedDuplicates(app: ChaosApp, duplicates: string[], inter
     }
     return false;
   });
+}
+
+/** The schedule really hit a flowing stream: every generation delivered, the proxy cut and black-holed, the app misbehaved in every way. */
+export function assertFaultsHappened(app: ChaosApp, proxy: FaultProxy, gens: number): void {
+  for (let g = 0; g < gens; g++) assert.ok(app.deliveries.some((d) => d.gen === g), `generation ${g} delivered`);
+  assert.ok(proxy.stats.cut > 0 && proxy.stats.swallowedBytes > 0, 'connections were cut and black-holed');
+  for (const kind of ['500', '503', '429', '408', 'truncated-status', 'truncated-body', 'reset']) assert.ok((app.answers[kind] ?? 0) > 0, `the app answered ${kind}`);
 }
