@@ -246,6 +246,11 @@ export class Turnout {
     if (weightFile !== undefined) this.watches.push(watchWeight(weightFile, this.loadedTexts.weight, this.router, this.logger));
   }
 
+  /** Starts the translation workers now instead of on the first translated message (see TranslationPool.warm). */
+  warmTranslation(): Promise<void> {
+    return this.translation.warm();
+  }
+
   readiness(): { ready: boolean; reason?: string } {
     if (this.draining) return { ready: false, reason: 'draining' };
     if (!this.broker.isUp()) return { ready: false, reason: 'broker not connected' };

@@ -69,6 +69,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const blue = await start({ source: QUEUES.blue, appUrl: blueApp.url, accept: '1', translators: blueSteps, dlq: QUEUES.dead });
   const green = await start({ source: QUEUES.green, appUrl: greenApp.url, accept: '2', translators: greenSteps, dlq: QUEUES.blue });
 
+  // Workers start on the first translation otherwise: on a busy machine green's first
+  // translated messages would wait past the rollout's first judged interval.
+  await Promise.all([blue.turnout.warmTranslation(), green.turnout.warmTranslation()]);
   const rollout = options.rollout ? await startDemoRollout(router.turnout.port, green.turnout.port, logger) : undefined;
   say(`turnout demo: a blue/green rollout on the embedded broker${rollout ? ', run by turnout rollout' : ''}`);
   if (rollout) {

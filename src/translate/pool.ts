@@ -114,6 +114,24 @@ export class TranslationPool {
     });
   }
 
+  /**
+   * Starts every worker now rather than on the first translation, and resolves
+   * once each is ready (or failed to start: the first translation then says
+   * why). For a caller that must not see the first messages wait on a worker's
+   * start-up (the demo judges a rollout over a 1.5 s interval).
+   */
+  async warm(): Promise<void> {
+    if (this.closed) return;
+    while (this.slots.length < this.o.size) this.spawn();
+    await Promise.all(this.slots.map((slot) => (slot.ready ? undefined : new Promise<void>((resolve) => {
+      const done = (): void => resolve();
+      slot.worker.on('message', (r: WorkerReply) => r.kind === 'ready' && done());
+      slot.worker.once('close', done);
+      slot.worker.once('error', done);
+    }))));
+    this.pump();
+  }
+
   /** Workers alive now (for tests and diagnostics). */
   get workers(): number {
     return this.slots.length;

@@ -53,6 +53,17 @@ async function ticksDuring<T>(during: Promise<T>): Promise<{ result: T; ticks: n
 }
 
 describe('translation pool', () => {
+  test('warm() starts every worker before the first translation, and does not keep the process alive', async () => {
+    const set = parseTranslators(DESIGN_EXAMPLE, 'design.yaml');
+    const p = pool({ size: 2 });
+    assert.equal(p.workers, 0, 'workers start lazily');
+    await p.warm();
+    assert.equal(p.workers, 2);
+    const out = await p.translate(chain(set, 1, 2), json({ id: 1, email: 'a@b.c' }));
+    assert.deepEqual(JSON.parse(out.toString()), { id: 1, contact: { email: 'a@b.c' } });
+    assert.equal(p.workers, 2, 'no further worker was started');
+  });
+
   test('translates as the in-thread translate() does (the translators file example of docs/reference.md, both ways)', async () => {
     const set = parseTranslators(DESIGN_EXAMPLE, 'design.yaml');
     const p = pool();
