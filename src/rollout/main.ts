@@ -13,6 +13,7 @@ import { Controller, type Analysis, type RouterControl } from './controller.ts';
 import { RolloutHttp } from './http.ts';
 import { RolloutMetrics } from './metrics.ts';
 import { parsePlan, PlanError, type Plan } from './plan.ts';
+import { PrometheusProvider } from './prometheus.ts';
 import { Routers } from './routers.ts';
 import { loadState, saveState, writeAtomic } from './state.ts';
 import { ENDED, type Phase } from './status.ts';
@@ -93,6 +94,28 @@ export async function startRollout(o: StartOptions): Promise<RolloutRun> {
   return { controller: c, port, done, close: () => http.close() };
 }
 
+/**
+ * The first check whose PromQL query Prometheus refuses to parse, as a plan
+ * error ("analysis.checks[i].query: …"), before any weight is set. A
+ * Prometheus that cannot be asked now is no reason to refuse the plan: it is
+ * logged, and the noData rules apply at each judged step.
+ */
+async function refusedQuery(plan: Plan, logger: Logger): Promise<string | undefined> {
+  const base = plan.analysis.prometheus;
+  if (base === undefined) return undefined;
+  const prometheus = new PrometheusProvider(base);
+  for (const [i, c] of plan.analysis.checks.entries()) {
+    if (c.query === undefined) continue;
+    const answer = await prometheus.check(c.query);
+    if (answer.kind === 'rejected') return `analysis.checks[${i}].query: Prometheus rejects it: ${answer.error}`;
+    if (answer.kind === 'unknown') {
+      logger.warn({ event: 'query-unchecked', check: c.name, why: answer.why }, `check ${c.name}: its query could not be validated at start (${answer.why}); noData applies if it stays so`);
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
 export interface CommandOptions {
   planFile: string;
   restart: boolean;
@@ -118,6 +141,11 @@ export async function runRolloutCommand(o: CommandOptions): Promise<number> {
   // The admin token never reaches a log line, as in the sidecar.
   const scrub = scrubber(o.adminToken !== undefined ? [o.adminToken] : []);
   const logger = createLogger(o.logLevel, view && process.stdout.isTTY ? (view.logDestination(process.stdout) as unknown as NodeJS.WritableStream) : undefined, scrub);
+  const refused = await refusedQuery(plan, logger);
+  if (refused !== undefined) {
+    process.stderr.write(`turnout: invalid rollout plan ${o.planFile}: ${refused}\n`);
+    return 2;
+  }
   view?.start();
   const run = await startRollout({ plan, logger, adminToken: o.adminToken, port: o.port, host: o.host, restart: o.restart, ...(view ? { onChange: (c: Controller) => view.draw(c.status) } : {}) });
   let signal: NodeJS.Signals | undefined;

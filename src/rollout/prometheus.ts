@@ -65,6 +65,27 @@ export class PrometheusProvider {
     };
   }
 
+  /**
+   * Asks Prometheus to evaluate `expr` once, at start: a query it cannot
+   * parse (400, errorType bad_data) would otherwise only show as "no data" at
+   * the first judged step, after the weight was raised. 'rejected' carries
+   * Prometheus's own error; 'unknown' means it could not be asked (down,
+   * timeout), which the noData rules handle later.
+   */
+  async check(expr: string): Promise<{ kind: 'accepted' } | { kind: 'rejected'; error: string } | { kind: 'unknown'; why: string }> {
+    const url = `${this.base}/api/v1/query?query=${encodeURIComponent(expr)}`;
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(this.timeoutMs) });
+      const body = (await res.json().catch(() => ({}))) as QueryAnswer & { errorType?: string };
+      if (res.status === 200 && body.status === 'success') return { kind: 'accepted' };
+      if (res.status === 400 && body.errorType === 'bad_data') return { kind: 'rejected', error: body.error ?? 'bad_data' };
+      return { kind: 'unknown', why: `Prometheus answered ${res.status}: ${body.error ?? 'error'}` };
+    } catch (err) {
+      const e = err as Error & { cause?: { code?: string } };
+      return { kind: 'unknown', why: `Prometheus at ${this.base} unreachable: ${e.cause?.code ?? e.message}` };
+    }
+  }
+
   /** One instant query; anything but exactly one numeric value is "no data", with the reason. */
   async query(expr: string, atMs: number): Promise<Measurement> {
     const url = `${this.base}/api/v1/query?query=${encodeURIComponent(expr)}&time=${(atMs / 1000).toFixed(3)}`;

@@ -51,6 +51,11 @@ export async function startPrometheus(targets: string[]): Promise<TestPrometheus
     c.stderr?.on('data', (d: Buffer) => (out += d.toString()));
     let exited = false;
     c.on('exit', () => (exited = true));
+    // Not installed (scripts/test-setup.d/40-prometheus.sh): say so at once, not after the 30 s wait.
+    await new Promise<void>((resolve, reject) => {
+      c.once('spawn', resolve);
+      c.once('error', (err) => reject(new Error(`cannot start prometheus (${err.message}); scripts/test-setup.d/40-prometheus.sh installs it`)));
+    });
     await waitFor('prometheus to be ready', async () => {
       if (exited) throw new Error(`prometheus exited:\n${out}`);
       return (await fetch(`${url}/-/ready`)).status === 200;

@@ -16,6 +16,7 @@ import { ScrapeProvider } from '../../../src/rollout/scrape.ts';
 import { verdict } from '../../../src/rollout/judge.ts';
 import type { Check } from '../../../src/rollout/plan.ts';
 import { startController, type RolloutStatus } from '../../support/controller.ts';
+import { runTurnout } from '../../support/process.ts';
 import { startPrometheus, waitForTargets, type TestPrometheus } from '../../support/prometheus.ts';
 import { sleep, waitFor } from '../../support/wait.ts';
 import { rabbitShared } from '../amqp/lock.ts';
@@ -47,7 +48,8 @@ describe('turnout rollout through Prometheus: real RabbitMQ, Prometheus and turn
   test('a healthy green is promoted to 100 on both routers, each step judged through Prometheus once, in order', async () => {
     fleet.setGreenFails(undefined);
     const producer = fleet.produce(RATE);
-    const ctl = await startController([plan({ steps: [20, 50, 100], interval: '2s', prometheus: prom.url })], TOKEN_ENV);
+    // A query check too: validated at start (it parses), then judged at every step.
+    const ctl = await startController([plan({ steps: [20, 50, 100], interval: '2s', prometheus: prom.url, extraChecks: "    - name: targets-up\n      query: 'count(up == 1)'\n      min: 4" })], TOKEN_ENV);
     const code = await exitOf(ctl);
     const ids = await producer.stop();
     assert.equal(code, 0, ctl.output());
@@ -78,6 +80,15 @@ describe('turnout rollout through Prometheus: real RabbitMQ, Prometheus and turn
     const fellBack = fleet.greenApp.deliveries.filter((d) => ids.includes(d.id) && !fleet.greenApp.accepted.has(d.id)).map((d) => d.id);
     assert.ok(fellBack.length > 0 && fellBack.every((id) => fleet.blueApp.accepted.get(id)?.length === 1));
     fleet.setGreenFails(undefined);
+  });
+
+  test('a query Prometheus cannot parse: exit 2 before any weight is set, naming the check', async () => {
+    await setWeights(fleet, 0);
+    const broken = plan({ steps: [50, 100], interval: '2s', prometheus: prom.url, extraChecks: "    - name: app-errors\n      query: 'sum(rate(app_errors_total[1m]'\n      max: 1" });
+    const r = await runTurnout(['rollout', broken], { ...TOKEN_ENV, TURNOUT_PORT: '0' }, 30_000);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, /invalid rollout plan .*: analysis\.checks\[2\]\.query: Prometheus rejects it: .*parse error/);
+    assert.deepEqual(await routerWeights(fleet), [0, 0], 'no router was touched');
   });
 
   test('Prometheus stopped mid-rollout: noData pause holds the weight and says why, and goes on when data is back; noData fail rolls back', async () => {
