@@ -11,6 +11,10 @@ export interface RecentError {
   msg: string;
   /** The error's own message, when the log entry carried one. */
   error?: string;
+  /** The message concerned and its dead-letter reason, when the entry names them. */
+  id?: string;
+  source?: string;
+  reason?: string;
 }
 
 const LEVELS = ['warn', 'error', 'fatal'] as const;
@@ -24,7 +28,8 @@ function errorText(obj: unknown): string | undefined {
   if (err instanceof Error) return err.message;
   if (typeof err === 'string') return err;
   if (err !== null && typeof err === 'object' && typeof (err as { message?: unknown }).message === 'string') return (err as { message: string }).message;
-  return undefined;
+  const error = (obj as { error?: unknown }).error;
+  return typeof error === 'string' ? error : undefined;
 }
 
 export class RecentErrors {
@@ -44,6 +49,12 @@ export class RecentErrors {
     const error = typeof first === 'string' ? undefined : errorText(first);
     const entry: RecentError = { at: new Date().toISOString(), level, msg: clip(this.scrub(msg)) };
     if (error !== undefined) entry.error = clip(this.scrub(error));
+    if (first !== null && typeof first === 'object') {
+      for (const k of ['id', 'source', 'reason'] as const) {
+        const v: unknown = (first as Record<string, unknown>)[k];
+        if (typeof v === 'string') entry[k] = clip(this.scrub(v));
+      }
+    }
     this.entries.push(entry);
     if (this.entries.length > this.max) this.entries.shift();
   }

@@ -33,7 +33,7 @@ h2 { font-size: 13px; margin: 0 0 6px; color: var(--muted); font-weight: 600; te
 .figure .k { color: var(--muted); font-size: 12px; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 999px; border: 1px solid var(--line); font-size: 12px; }
 .up { color: var(--ok); border-color: var(--ok); } .down { color: var(--bad); border-color: var(--bad); } .warn { color: var(--warn); border-color: var(--warn); }
-.muted { color: var(--muted); }
+.muted { color: var(--muted); } .sub { display: block; font-size: 11px; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
 th, td { text-align: left; padding: 3px 6px; border-bottom: 1px solid var(--line); white-space: nowrap; }

@@ -57,7 +57,7 @@ const BODY = String.raw`
   </section>
   <section class="card">
     <h2>Queues</h2>
-    <div class="scroll"><table><thead><tr><th>queue</th><th>as</th><th class="n">depth</th><th class="n">in flight</th><th class="n">deferred</th></tr></thead><tbody id="queues"></tbody></table></div>
+    <div class="scroll"><table><thead><tr><th>queue</th><th class="n">ready</th><th class="n">in flight</th><th class="n">deferred</th></tr></thead><tbody id="queues"></tbody></table></div>
   </section>
   <section class="card">
     <h2>Translator steps</h2>
@@ -76,6 +76,7 @@ const WINDOW_MS = 5 * 60 * 1000;
 const COLORS = { blue: 'var(--blue)', green: 'var(--green)' };
 const history = { color: new Map(), version: new Map() };
 let previous;
+let opened;
 
 const sumBy = (rows, key) => {
   const out = new Map();
@@ -97,10 +98,12 @@ const rateOf = (series, key) => {
 };
 const row = (cells) => el('tr', {}, ...cells.map((c) => c instanceof Node ? c : el('td', {}, c)));
 const num = (v, figure) => el('td', { class: 'n', 'data-figure': figure }, fmt(v, 0));
+const queueName = (q) => el('td', {}, q.queue, el('span', { class: 'muted sub' }, q.as));
 const empty = (cols, text) => el('tr', {}, el('td', { colspan: cols, class: 'muted' }, text));
 
 function render(s) {
   const now = Date.parse(s.at) || Date.now();
+  if (opened === undefined) opened = now;
   const versions = sumBy(s.counters.received, 'version');
   const colors = new Map([['blue', s.counters.routed.blue], ['green', s.counters.routed.green]]);
   const seconds = previous ? (now - previous.now) / 1000 : 0;
@@ -133,10 +136,12 @@ function render(s) {
   fill($('where'), ...where.filter(([, v]) => v !== null).flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
 
   const colorSeries = [...history.color].map(([name, points]) => ({ name, color: COLORS[name] || PALETTE[0], points }));
-  drawChart($('chart-color'), $('legend-color'), colorSeries, now - WINDOW_MS, now, 'msg/s');
+  // The last five minutes, or since the page opened (at least a minute): a short burst stays readable.
+  const from = Math.max(now - WINDOW_MS, Math.min(opened, now - 60000));
+  drawChart($('chart-color'), $('legend-color'), colorSeries, from, now, 'msg/s');
   const versionSeries = [...history.version].sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }))
     .map(([name, points], i) => ({ name: /^\d+$/.test(name) ? 'v' + name : name, color: PALETTE[i % PALETTE.length], points }));
-  drawChart($('chart-version'), $('legend-version'), versionSeries, now - WINDOW_MS, now, 'msg/s');
+  drawChart($('chart-version'), $('legend-version'), versionSeries, from, now, 'msg/s');
 
   fill($('versions'), ...(versions.size ? [...versions].map(([v, n]) => row([/^\d+$/.test(v) ? 'v' + v : v, num(n, 'received:' + v), el('td', { class: 'n' }, fmt(rateOf(history.version, v), 1))]))
     : [empty(3, 'nothing received yet')]));
@@ -146,15 +151,16 @@ function render(s) {
   const deferrals = sumBy(s.counters.deferred, 'version');
   fill($('deferrals'), ...(deferrals.size ? [...deferrals].map(([v, n]) => row(['v' + v, num(n, 'deferred:' + v)])) : [empty(2, 'none')]));
   fill($('queues'), ...(s.queues.length ? s.queues.map((q) => q.error
-    ? row([q.queue, q.as, el('td', { colspan: 3, class: 'muted' }, q.error)])
-    : row([q.queue, q.as, num(q.depth, 'depth:' + q.queue), num(q.inflight, 'queue-inflight:' + q.queue), el('td', { class: 'n' }, q.deferred === null ? '–' : fmt(q.deferred, 0))]))
-    : [empty(5, 'no queues')]));
+    ? row([queueName(q), el('td', { colspan: 3, class: 'muted' }, q.error)])
+    : row([queueName(q), num(q.depth, 'depth:' + q.queue), num(q.inflight, 'queue-inflight:' + q.queue), el('td', { class: 'n', 'data-figure': 'queue-deferred:' + q.queue }, q.deferred === null ? '–' : fmt(q.deferred, 0))]))
+    : [empty(4, 'no queues')]));
   const translated = new Map(s.counters.translated.map((t) => [t.from + '->' + t.to, t.value]));
   fill($('steps'), ...(s.translators.steps.length ? s.translators.steps.map((t) => row([t.step, el('td', { 'data-figure': 'engine:' + t.step }, t.engine), el('td', { class: 'n' }, fmt(translated.get(t.step) || 0, 0))]))
     : [empty(3, 'no translators file')]));
   $('digest').textContent = s.translators.steps.length ? s.translators.digest.slice(0, 19) + '…' : '';
   fill($('errors'), ...(s.errors.length ? s.errors.map((e) => el('li', {}, el('span', { class: e.level === 'warn' ? 'pending' : 'fail' }, e.level), ' ',
-    el('span', { class: 'muted' }, e.at.slice(11, 19)), ' ', e.msg + (e.error ? ': ' + e.error : ''))) : [el('li', { class: 'muted' }, 'none')]));
+    el('span', { class: 'muted' }, e.at.slice(11, 19)), ' ', e.msg + (e.reason ? ' (' + e.reason + ')' : '') + (e.error ? ': ' + e.error : ''),
+    e.id ? el('span', { class: 'muted' }, ' · ' + e.id + (e.source ? ' from ' + e.source : '')) : '')) : [el('li', { class: 'muted' }, 'none')]));
   document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
 }
 
