@@ -68,6 +68,7 @@ const BODY = String.raw`
 
 const SCRIPT = String.raw`
 const JUDGED = new Set(['pass', 'fail']);
+const JUDGEMENTS = new Set(['passed', 'failed', 'rolled-back']);
 /** step → check name → the last judged {value, min, max, result} this page saw at that step. */
 const perStep = new Map();
 let last;
@@ -95,10 +96,14 @@ function render(s) {
     return el('li', { class: state, 'aria-current': state === 'current' ? 'step' : undefined, 'data-step': n }, n + '. ' + fmt(w) + ' %');
   }));
 
-  for (const c of s.checks) {
-    if (!JUDGED.has(c.result)) continue;
-    if (!perStep.has(s.step)) perStep.set(s.step, new Map());
-    perStep.get(s.step).set(c.name, c);
+  // The checks are those of the last judgement; the history says at which step it was made (the step may have moved on since).
+  const judged = [...s.history].reverse().find((h) => JUDGEMENTS.has(h.event));
+  if (judged) {
+    for (const c of s.checks) {
+      if (!JUDGED.has(c.result)) continue;
+      if (!perStep.has(judged.step)) perStep.set(judged.step, new Map());
+      perStep.get(judged.step).set(c.name, c);
+    }
   }
   fill($('checks'), ...(s.checks.length ? s.checks.map((c) => row([c.name, el('td', { class: 'n', 'data-figure': 'check:' + c.name }, c.value === null ? '–' : fmt(c.value, 4)), bound(c),
     el('td', { class: c.result }, c.result + (c.reason ? ' (' + c.reason + ')' : ''))])) : [row(['no checks'])]));
@@ -108,7 +113,7 @@ function render(s) {
     const seen = perStep.get(i + 1);
     return row([(i + 1) + ' (' + fmt(w) + ' %)', ...names.map((n) => {
       const c = seen && seen.get(n);
-      return c ? el('td', { class: c.result }, fmt(c.value, 4) + ' ' + bound(c) + ' ' + (c.result === 'pass' ? '✓' : '✗')) : el('td', { class: 'muted' }, '–');
+      return c ? el('td', { class: c.result, 'data-figure': 'step-check:' + (i + 1) + ':' + n }, fmt(c.value, 4) + ' ' + bound(c) + ' ' + (c.result === 'pass' ? '✓' : '✗')) : el('td', { class: 'muted' }, '–');
     })]);
   }));
 
@@ -124,7 +129,7 @@ function render(s) {
   const now = Date.now();
   if (points.length) points.push([now, s.weight]);
   const from = points.length ? Math.min(points[0][0], now - 60000) : now - 60000;
-  drawChart($('chart-weight'), $('legend-weight'), [{ name: 'green weight %', color: 'var(--green)', points }], from, now, '%');
+  drawChart($('chart-weight'), $('legend-weight'), [{ name: 'green weight %', color: 'var(--green)', points }], from, now, '%', 100);
 
   fill($('history'), ...s.history.slice(-50).reverse().map((h) => el('li', {}, el('span', { class: 'muted' }, h.at.slice(11, 19)), ' ', el('b', {}, h.event), ' ', h.detail || '')));
   for (const b of document.querySelectorAll('button[data-command]')) {

@@ -81,13 +81,13 @@ function svg(tag, attrs) {
   return e;
 }
 const PALETTE = ['#f59e0b', '#8b5cf6', '#ec4899', '#14b8a6', '#ef4444', '#64748b'];
-/** Draws series [{name, color, points: [[ms, value]]}] over the window [from, to] into an <svg class="chart">. */
-function drawChart(target, legend, series, from, to, unit) {
+/** Draws series [{name, color, points: [[ms, value]]}] over the window [from, to] into an <svg class="chart">; the y axis up to fixedMax, else the data's. */
+function drawChart(target, legend, series, from, to, unit, fixedMax) {
   const w = Math.max(200, target.clientWidth || 600), h = 180, left = 44, right = 8, top = 8, bottom = 18;
   target.setAttribute('viewBox', '0 0 ' + w + ' ' + h);
   let max = 0;
   for (const s of series) for (const p of s.points) max = Math.max(max, p[1]);
-  max = max <= 0 ? 1 : max * 1.1;
+  max = fixedMax || (max <= 0 ? 1 : max * 1.1);
   const x = (t) => left + (w - left - right) * ((t - from) / Math.max(1, to - from));
   const y = (v) => top + (h - top - bottom) * (1 - v / max);
   const parts = [];
