@@ -122,8 +122,9 @@ test('the figures shown equal /metrics and the broker', async () => {
   const buckets = [...m.matchAll(/^turnout_delivery_duration_seconds_bucket\{le="([^"]+)"\} (\S+)$/gm)].map((x) => ({ le: x[1] === '+Inf' ? Infinity : Number(x[1]), count: Number(x[2]) }));
   for (const [q, name] of [[0.5, 'p50'], [0.99, 'p99']] as const) {
     const expected = histogramQuantile(q, buckets) * 1000;
-    const shown = parseShown(await figure(p, name));
-    assert.ok(Math.abs(shown - expected) <= Math.max(0.01, expected * 0.01), `${name}: shown ${shown} ms, /metrics gives ${expected} ms`);
+    // The page writes milliseconds with two decimals below 10 ms, whole ones above.
+    const rounded = expected < 10 ? Math.round(expected * 100) / 100 : Math.round(expected);
+    assert.equal(parseShown(await figure(p, name)), rounded, `${name}: /metrics gives ${expected} ms`);
   }
   // The dead-letters appear among the recent errors; the admin token appears nowhere.
   assert.match((await p.locator('#errors').textContent()) ?? '', /dead-lettered/);
@@ -136,11 +137,9 @@ test('the figures shown equal /metrics and the broker', async () => {
 test('readable in a narrow window and in dark mode', async () => {
   const narrow = await openPage(b, `${t.baseUrl}/`, { width: 380, height: 800, dark: true });
   await nextUpdates(narrow.page, 2);
-  const { scroll, inner, bg } = await narrow.page.evaluate(() => ({
-    scroll: document.documentElement.scrollWidth,
-    inner: window.innerWidth,
-    bg: getComputedStyle(document.body).backgroundColor,
-  }));
+  const { scroll, inner, bg } = await narrow.page.evaluate(
+    '({ scroll: document.documentElement.scrollWidth, inner: window.innerWidth, bg: getComputedStyle(document.body).backgroundColor })',
+  ) as { scroll: number; inner: number; bg: string };
   assert.ok(scroll <= inner, `no horizontal scrolling of the page at 380 px: ${scroll} > ${inner}`);
   assert.equal(bg, 'rgb(17, 18, 20)', 'the dark background applies');
   await screenshot(narrow.page, dir, 'status-page-narrow-dark');

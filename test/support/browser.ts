@@ -7,9 +7,10 @@
 
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { waitFor } from './wait.ts';
 import { chromium, type Browser, type BrowserServer, type ConsoleMessage, type Page } from 'playwright-core';
 
-export const CHROMIUM = process.env.TURNOUT_CHROMIUM ?? '/usr/bin/chromium';
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 export interface TestBrowser {
   browser: Browser;
@@ -64,12 +65,12 @@ export async function openPage(b: TestBrowser, url: string, options: { width?: n
   return { page, errors };
 }
 
-/** Where a test's screenshots go: its temporary folder, and TURNOUT_SCREENSHOT_DIR too when set (docs/ images). */
+/** Where a test's screenshots go: its temporary folder, and SCREENSHOT_DIR too when set (docs/ images). */
 export async function screenshot(page: Page, dir: string, name: string): Promise<string> {
   mkdirSync(dir, { recursive: true });
   const path = join(dir, `${name}.png`);
   await page.screenshot({ path, fullPage: true });
-  const extra = process.env.TURNOUT_SCREENSHOT_DIR;
+  const extra = process.env.SCREENSHOT_DIR;
   if (extra !== undefined && extra !== '') {
     mkdirSync(extra, { recursive: true });
     await page.screenshot({ path: join(extra, `${name}.png`), fullPage: true });
@@ -85,7 +86,8 @@ export async function updates(page: Page): Promise<number> {
 /** Waits until the page has refreshed at least `n` more times than now. */
 export async function nextUpdates(page: Page, n = 1, timeoutMs = 15_000): Promise<void> {
   const start = await updates(page);
-  await page.waitForFunction((target) => Number(document.body.dataset.updates ?? 0) >= target, start + n, { timeout: timeoutMs });
+  // Polled from here: waitForFunction would evaluate code in the page, which its CSP (rightly) refuses.
+  await waitFor(`${n} more refreshes of the page`, async () => (await updates(page)) >= start + n, timeoutMs, 100);
 }
 
 /** The text of the element with data-figure="name". */

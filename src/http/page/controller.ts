@@ -92,7 +92,8 @@ function render(s) {
   const ended = ['promoted', 'rolled-back', 'aborted'].includes(s.phase);
   fill($('steps'), ...s.steps.map((w, i) => {
     const n = i + 1;
-    const state = n < s.step || (n === s.step && s.phase === 'promoted') ? 'done' : n === s.step ? 'current' : '';
+    // Promoted (by its last step or by hand) means weight 100: every step is behind it.
+    const state = n < s.step || s.phase === 'promoted' ? 'done' : n === s.step ? 'current' : '';
     return el('li', { class: state, 'aria-current': state === 'current' ? 'step' : undefined, 'data-step': n }, n + '. ' + fmt(w) + ' %');
   }));
 
