@@ -15,4 +15,4 @@ for hook in scripts/test-setup.d/*.sh; do
 done
 # Files run in parallel processes; broker tests isolate themselves by queue name.
 exec node --test --test-concurrency="${TURNOUT_TEST_CONCURRENCY:-2}" --test-timeout=300000 "$@" \
-  'test/unit/**/*.test.ts' 'test/e2e/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/deploy/**/*.test.ts' 'test/fuzz/*.test.ts'
+  'test/unit/**/*.test.ts' 'test/e2e/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/deploy/**/*.test.ts' 'test/fuzz/*.test.ts' 'test/page/*.test.ts'

@@ -20,6 +20,9 @@ import { retryPolicyOf } from './destination.ts';
 import type { FileWatch } from './file-watch.ts';
 import { sidecarInfo } from './fleet/info.ts';
 import { HttpServer } from './http/server.ts';
+import { StatusReport } from './http/status.ts';
+import { scrubber, secretsOf } from '../config/secrets.ts';
+import { RecentErrors, tapLogger } from './recent-errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { Metrics } from './metrics.ts';
 import { canConnect } from './net.ts';
@@ -73,6 +76,8 @@ export class Turnout {
     broker: BrokerAdapter,
     loaded: { set: TranslatorSet; text: string },
     { weight, text: weightText }: { weight: number; text: string },
+    errors: RecentErrors,
+    scrub: (text: string) => string,
   ) {
     const translators = loaded.set;
     this.loadedTexts = { translators: loaded.text, weight: weightText };
@@ -119,6 +124,17 @@ export class Turnout {
       logger,
       readiness: () => this.readiness(),
       info: () => sidecarInfo(this.config, this.translators, this.router.weight),
+      status: new StatusReport({
+        config,
+        broker,
+        metrics: this.metrics,
+        router: this.router,
+        translators: () => this.translators,
+        readiness: () => this.readiness(),
+        inflight: () => this.pipeline.inflight,
+        errors,
+        scrub,
+      }),
     });
   }
 
@@ -127,13 +143,17 @@ export class Turnout {
    * is unavailable) and starts consuming. ConfigError = exit code 2.
    */
   static async start(options: TurnoutOptions): Promise<Turnout> {
-    const { config, logger } = options;
+    const { config } = options;
+    // The status page shows this sidecar's last warnings and errors (the broker's too), scrubbed like its log lines.
+    const scrub = scrubber(secretsOf(config));
+    const errors = new RecentErrors({ scrub });
+    const logger = tapLogger(options.logger, errors);
     // The texts loaded here are the reload baselines: a change made while start-up
     // waits for the broker or the app is then still seen as a change.
     const translators = config.translators !== undefined ? loadTranslators(config.translators) : { set: TranslatorSet.empty, text: '' };
     const weight = config.weightFile !== undefined ? loadWeight(config.weightFile) : { weight: config.greenWeight, text: '' };
     const broker = options.broker ?? (await createBroker({ config, logger }));
-    const turnout = new Turnout(options, broker, translators, weight);
+    const turnout = new Turnout({ ...options, logger }, broker, translators, weight, errors, scrub);
     turnout.describe();
     turnout.port = await turnout.http.listen(config.port, config.host);
     logger.info({ port: turnout.port, host: config.host }, 'HTTP listening');

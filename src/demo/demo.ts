@@ -78,6 +78,11 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     say(`  producer → router (turnout rollout ramps ${ROLLOUT_STEPS.join('→')}, judging green's dead-letter ratio ≤ ${ROLLOUT_MAX} every ${ROLLOUT_INTERVAL}) → ${QUEUES.blue} (v1 app) / ${QUEUES.green} (v2 app${options.failingGreen ? ' that fails 20 % of customers' : ''})`);
   } else say(`  producer → router (weight ramps 0→10→50→100) → ${QUEUES.blue} (v1 app) / ${QUEUES.green} (v2 app)`);
   say(`  green dead-letters to ${QUEUES.blue}; blue dead-letters to ${QUEUES.dead}; ${total} messages at ${rate}/s`);
+  // Each process serves its status page; the one to watch shows the ramp (the controller's, or the router's).
+  const page = (port: number): string => `http://127.0.0.1:${port}/`;
+  if (rollout) say(`  watch it live: ${page(rollout.run.port)} (the rollout controller; admin token ${DEMO_TOKEN})`);
+  else say(`  watch it live: ${page(router.turnout.port)} (the router)`);
+  say(`  status pages: router ${page(router.turnout.port)} · blue ${page(blue.turnout.port)} · green ${page(green.turnout.port)}`);
   say();
 
   const produced = new Map<string, Kind>();

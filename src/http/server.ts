@@ -14,6 +14,9 @@ import { bearerMatches, PublishAccess } from './access.ts';
 import { BodyTooLarge, readBody } from './body.ts';
 import { limitServer, limitsOf, serverOptions, type ConnectionCap } from './limits.ts';
 import { listen } from './listen.ts';
+import { sendPage } from './page/document.ts';
+import { sidecarPage } from './page/sidecar.ts';
+import type { StatusReport } from './status.ts';
 
 export interface HttpDeps {
   config: Config;
@@ -25,6 +28,8 @@ export interface HttpDeps {
   readiness: () => { ready: boolean; reason?: string };
   /** GET /v1/info (src/fleet/info.ts). */
   info?: () => SidecarInfo;
+  /** GET /v1/status and the page at GET / (src/http/status.ts). */
+  status?: StatusReport;
 }
 
 const BROKER_STATUS: Record<BrokerErrorCode, number> = {
@@ -96,6 +101,18 @@ export class HttpServer {
       return false;
     };
 
+    if (path === '/') {
+      // The status page: read-only, it only reads GET /v1/status.
+      if (only('GET')) sendPage(res, sidecarPage);
+      return;
+    }
+    if (path === '/v1/status') {
+      if (!only('GET')) return;
+      const { status } = this.deps;
+      if (status === undefined) return fail(res, 404, 'no status here');
+      send(res, 200, await status.snapshot());
+      return;
+    }
     if (path === '/healthz') {
       if (only('GET')) send(res, 200, { status: 'ok' });
       return;

@@ -9,6 +9,8 @@ import type { Logger } from '../../lib/log.ts';
 import type { Command } from './controller.ts';
 import type { Status } from './status.ts';
 import { listen } from '../http/listen.ts';
+import { sendPage } from '../http/page/document.ts';
+import { controllerPage } from '../http/page/controller.ts';
 
 export interface RolloutHttpDeps {
   status: () => Status;
@@ -60,6 +62,11 @@ export class RolloutHttp {
       send(res, 405, { error: `${path} takes ${m}` }, { allow: m });
       return false;
     };
+    if (path === '/') {
+      // The status page: read-only; its buttons call the commands below with the token typed into it.
+      if (only('GET')) sendPage(res, controllerPage);
+      return;
+    }
     if (path === '/healthz') {
       if (only('GET')) send(res, 200, { status: 'ok' });
       return;
