@@ -12,6 +12,7 @@ import { envName, schema, type OptionName } from '../config/schema.ts';
 import { scrubber, secretsOf } from '../config/secrets.ts';
 import { runCheck } from './check.ts';
 import { runFleetCheck } from './fleet/check.ts';
+import { limitsOf } from './http/limits.ts';
 import { drainedCommand, moveCommand } from './migrate/commands.ts';
 import { createLogger, logProcessWarnings } from '../lib/log.ts';
 import { installShutdown } from './shutdown.ts';
@@ -138,7 +139,7 @@ async function main(output: Output): Promise<void> {
             return;
           }
           const { runRolloutCommand } = await import('./rollout/main.ts');
-          process.exitCode = await runRolloutCommand({ planFile: plan, restart: argv.restart, keepServing: argv['keep-serving'], port: config.port, host: config.host, adminToken: config.adminToken, logLevel: config.logLevel });
+          process.exitCode = await runRolloutCommand({ planFile: plan, restart: argv.restart, keepServing: argv['keep-serving'], port: config.port, host: config.host, adminToken: config.adminToken, logLevel: config.logLevel, limits: limitsOf(config) });
         },
       )
       .command(moveCommand(flagsFrom))

@@ -1,6 +1,8 @@
 // The controller's HTTP API: GET /v1/rollout (the status), POST
 // /v1/rollout/pause|resume|promote|abort (admin token, 401/403 as for the
-// routers), /healthz and /metrics.
+// routers), /healthz and /metrics, and the status page at GET /. The same
+// HTTP limits as the sidecar's (src/http/limits.ts, TURNOUT_HTTP_*): the
+// controller is reachable from the cluster too.
 
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -9,6 +11,7 @@ import type { Logger } from '../../lib/log.ts';
 import type { Command } from './controller.ts';
 import type { Status } from './status.ts';
 import { listen } from '../http/listen.ts';
+import { limitServer, serverOptions, type ConnectionCap, type HttpLimits } from '../http/limits.ts';
 import { sendPage } from '../http/page/document.ts';
 import { controllerPage } from '../http/page/controller.ts';
 
@@ -18,6 +21,7 @@ export interface RolloutHttpDeps {
   registry: Registry;
   adminToken: string | undefined;
   logger: Logger;
+  limits: HttpLimits;
 }
 
 const COMMANDS: readonly string[] = ['pause', 'resume', 'promote', 'abort'];
@@ -31,16 +35,19 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
 export class RolloutHttp {
   private readonly server: Server;
   private readonly d: RolloutHttpDeps;
+  private readonly cap: ConnectionCap;
 
   constructor(deps: RolloutHttpDeps) {
     this.d = deps;
-    this.server = createServer((req, res) => {
+    this.server = createServer(serverOptions(deps.limits), (req, res) => {
+      if (this.cap.refuse(req, res)) return;
       this.dispatch(req, res).catch((err: unknown) => {
         deps.logger.error({ err, url: req.url }, 'HTTP handler failed');
         if (!res.headersSent) send(res, 500, { error: 'internal error' });
         else res.destroy();
       });
     });
+    this.cap = limitServer(this.server, deps.limits, deps.logger);
   }
 
   listen(port: number, host: string): Promise<number> {

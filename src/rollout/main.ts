@@ -7,7 +7,9 @@
 import { readFileSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import { scrubber } from '../../config/secrets.ts';
+import { loadConfig } from '../../config/load.ts';
 import { createLogger, type Logger } from '../../lib/log.ts';
+import { limitsOf, type HttpLimits } from '../http/limits.ts';
 import { analysisFor } from './analysis.ts';
 import { Controller, type Analysis, type RouterControl } from './controller.ts';
 import { RolloutHttp } from './http.ts';
@@ -36,6 +38,8 @@ export interface StartOptions {
   port: number;
   host: string;
   restart?: boolean;
+  /** TURNOUT_HTTP_* (default: the schema's defaults). */
+  limits?: HttpLimits;
   registry?: Registry;
   defaultMetrics?: boolean;
   /** Called after every status change (the terminal view). */
@@ -84,7 +88,7 @@ export async function startRollout(o: StartOptions): Promise<RolloutRun> {
   controller = new Controller(deps);
   metrics.update(controller.status);
   const c = controller;
-  const http = new RolloutHttp({ status: () => c.status, command: (cmd) => c.command(cmd), registry, adminToken: o.adminToken, logger });
+  const http = new RolloutHttp({ status: () => c.status, command: (cmd) => c.command(cmd), registry, adminToken: o.adminToken, logger, limits: o.limits ?? limitsOf(loadConfig({}, {}).config) });
   const port = await http.listen(o.port, o.host);
   logger.info({ port, host: o.host }, 'HTTP listening');
   if (saved !== undefined && ENDED.has(saved.status.phase)) {
@@ -125,6 +129,7 @@ export interface CommandOptions {
   host: string;
   adminToken: string | undefined;
   logLevel: string;
+  limits: HttpLimits;
 }
 
 export async function runRolloutCommand(o: CommandOptions): Promise<number> {
@@ -147,7 +152,7 @@ export async function runRolloutCommand(o: CommandOptions): Promise<number> {
     return 2;
   }
   view?.start();
-  const run = await startRollout({ plan, logger, adminToken: o.adminToken, port: o.port, host: o.host, restart: o.restart, ...(view ? { onChange: (c: Controller) => view.draw(c.status) } : {}) });
+  const run = await startRollout({ plan, logger, adminToken: o.adminToken, port: o.port, host: o.host, restart: o.restart, limits: o.limits, ...(view ? { onChange: (c: Controller) => view.draw(c.status) } : {}) });
   let signal: NodeJS.Signals | undefined;
   const onSignal = (sig: NodeJS.Signals): void => {
     if (signal !== undefined) return;

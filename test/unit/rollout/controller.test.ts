@@ -13,6 +13,8 @@ import type { Measurement } from '../../../src/rollout/judge.ts';
 import { parsePlan } from '../../../src/rollout/plan.ts';
 import type { RouterState } from '../../../src/rollout/routers.ts';
 import type { Status } from '../../../src/rollout/status.ts';
+import type { HttpLimits } from '../../../src/http/limits.ts';
+import { holdConnection, rawExchange } from '../../support/raw-http.ts';
 
 const logger = createLogger('silent');
 const planOf = (extra = ''): ReturnType<typeof parsePlan> =>
@@ -87,11 +89,40 @@ test('resume from a saved state: the step it was in is set and judged afresh; no
   assert.equal(second.judgements(), 2, 'steps 2 and 3 judged');
 });
 
+const LIMITS: HttpLimits = { headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, maxHeaders: 100, maxHeaderBytes: 16_384, maxConnections: 1024 };
+
+test('HTTP limits as the sidecar\'s: 431 past the header cap, 408 for a slow-loris client, 503 past the connection cap while probes are answered', async () => {
+  const f = fakes(() => ({ value: 0 }));
+  const c = new Controller({ plan: planOf(), logger, ...f });
+  const http = new RolloutHttp({ status: () => c.status, command: (cmd) => c.command(cmd), registry: new Registry(), adminToken: 'secret-token', logger,
+    limits: { headersTimeoutMs: 500, requestTimeoutMs: 1000, maxHeaders: 10, maxHeaderBytes: 2048, maxConnections: 2 } });
+  const port = await http.listen(0, '127.0.0.1');
+  const get = (extra: string[] = []): string => ['GET /v1/rollout HTTP/1.1', 'Host: c', ...extra, 'Connection: close', '', ''].join('\r\n');
+  try {
+    assert.equal((await rawExchange(port, { send: get() })).status, 200);
+    assert.equal((await rawExchange(port, { send: get(Array.from({ length: 20 }, (_, i) => `x-h${i}: ${i}`)) })).status, 431);
+    assert.equal((await rawExchange(port, { send: get([`x-big: ${'a'.repeat(4096)}`]) })).status, 431);
+    const loris = await rawExchange(port, { send: 'GET /v1/rollout HTTP/1.1\r\nHost: c\r\n', dribble: 'X-Slow: a\r\n', everyMs: 100 });
+    assert.equal(loris.status, 408, loris.text);
+    assert.ok(loris.closed);
+    const held = [await holdConnection(port), await holdConnection(port)];
+    try {
+      for (const h of held) assert.equal((await h.request('GET /healthz HTTP/1.1\r\nHost: c\r\n\r\n')).status, 200);
+      assert.equal((await rawExchange(port, { send: get() })).status, 503, 'past the cap');
+      assert.equal((await rawExchange(port, { send: 'GET /healthz HTTP/1.1\r\nHost: c\r\n\r\n' })).status, 200, 'a probe past the cap is answered');
+    } finally {
+      for (const h of held) h.close();
+    }
+  } finally {
+    await http.close();
+  }
+});
+
 test('HTTP: 403 without a configured token, 401 with a wrong one, 202 with the right one; 409 once ended', async () => {
   const f = fakes(() => ({ value: 0 }));
   const c = new Controller({ plan: planOf(), logger, ...f });
   for (const [token, given, want] of [[undefined, 'x', 403], ['secret-token', 'wrong', 401], ['secret-token', 'secret-token', 202]] as const) {
-    const http = new RolloutHttp({ status: () => c.status, command: (cmd) => c.command(cmd), registry: new Registry(), adminToken: token, logger });
+    const http = new RolloutHttp({ status: () => c.status, command: (cmd) => c.command(cmd), registry: new Registry(), adminToken: token, logger, limits: LIMITS });
     const port = await http.listen(0, '127.0.0.1');
     const res = await fetch(`http://127.0.0.1:${port}/v1/rollout/pause`, { method: 'POST', headers: { authorization: `Bearer ${given}` } });
     assert.equal(res.status, want);
