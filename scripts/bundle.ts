@@ -91,6 +91,29 @@ const builtinsByRequire: Plugin = {
  * (test/deploy/bundle.test.ts checks from it that an AMQP sidecar never reads
  * the AWS SDK's or kafkajs's files).
  */
+/**
+ * Parts of dependencies turnout never calls, replaced by a stub that throws
+ * if anything ever does: prom-client's index loads its Pushgateway client
+ * (https, tls, zlib) and its cluster aggregator (cluster) at start.
+ */
+const UNUSED: { from: RegExp; path: RegExp; what: string }[] = [
+  { from: /node_modules\/prom-client\/index\.js$/, path: /^\.\/lib\/(pushgateway|cluster)$/, what: 'prom-client' },
+];
+
+const unusedParts: Plugin = {
+  name: 'unused-parts',
+  setup(b) {
+    b.onResolve({ filter: /^\./ }, (args) => {
+      const hit = UNUSED.find((u) => u.from.test(args.importer) && u.path.test(args.path));
+      return hit ? { path: `${hit.what}/${args.path}`, namespace: 'unused' } : undefined;
+    });
+    b.onLoad({ filter: /.*/, namespace: 'unused' }, (args) => ({
+      contents: `module.exports = function unused() { throw new Error(${JSON.stringify(`${args.path} is not in the turnout bundle (scripts/bundle.ts)`)}); };\n`,
+      loader: 'js',
+    }));
+  },
+};
+
 export function manifestOf(meta: Metafile, outdir: string): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   for (const [file, o] of Object.entries(meta.outputs)) {
@@ -116,7 +139,7 @@ export async function bundle(outdir: string): Promise<Metafile> {
     platform: 'node',
     target: 'node24',
     external: EXTERNAL,
-    plugins: [builtinsByRequire],
+    plugins: [builtinsByRequire, unusedParts],
     // CommonJS dependencies (amqplib, kafkajs, prom-client, the AWS SDK) call
     // require() for Node's built-ins; an ES module has no require of its own.
     banner: { js: "import { createRequire as __turnoutRequire } from 'node:module'; const require = __turnoutRequire(import.meta.url);" },
