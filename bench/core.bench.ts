@@ -16,9 +16,10 @@
 // turnout…) and their figures are pooled, so a load change on a shared
 // machine hits both sides alike. Targets live here, never in unit tests.
 //
-// The children run what the image runs: tsc's JavaScript (built into
-// .cache/ first), not the .ts sources — Node's type stripping alone adds
-// ~18 MiB RSS. And V8 sizes its heap from the memory it sees: on a 24 GiB
+// The children run JavaScript, not the .ts sources — Node's type stripping
+// alone adds ~18 MiB RSS: tsc's output (built into .cache/ first) for the
+// cases that assemble turnout inside the child, and the image's own esbuild
+// bundle for turnout-cli, the real process. And V8 sizes its heap from the memory it sees: on a 24 GiB
 // host it lets the young generation grow to 64 MiB and garbage pile up to
 // ~300 MiB RSS even in the bare undici baseline, while in the sidecar's
 // container (k8s manifests: 256 Mi limit) Node sizes it from the cgroup
@@ -27,7 +28,7 @@
 // and malloc settings (IMAGE_NODE_ARGS, IMAGE_ENV); --heap=host
 // leaves V8's and glibc's defaults for this machine.
 //
-//   node bench/core.bench.ts [--only a|b|CASE,…] [--heap=container|host] [--from-source]
+//   node bench/core.bench.ts [--only a|b|CASE,…] [--heap=container|host] [--from-source] [--cli=bundle|tsc]
 //                            [--child-node-args="--cpu-prof --cpu-prof-dir=DIR"]
 //
 // Exit status: 0 every target met, 1 a target missed or a message went astray.
@@ -56,6 +57,7 @@ import { monoNs, paced } from './lib/pace.ts';
 import { benchPayload, STEP_1_TO_2, TRANSLATORS_YAML, VERSION_HEADER } from './lib/payload.ts';
 import { RssSampler, type RssReport } from './lib/rss.ts';
 import { compileTree, IMAGE_ENV, IMAGE_NODE_ARGS } from './lib/runtime.ts';
+import { bundle } from '../scripts/bundle.ts';
 import { fmt, markdownTable, type Cell } from './lib/table.ts';
 
 // ---- fixed parameters --------------------------------------------------------
@@ -453,23 +455,30 @@ function pool(runs: CaseResult[]): CaseResult {
 }
 
 /**
- * The script the children run: this file compiled by tsc (as the image's
- * dist/ is), unless it already is JavaScript or --from-source asks for the .ts.
+ * The script the children run: this file compiled by tsc, unless it already
+ * is JavaScript or --from-source asks for the .ts. The turnout-cli case runs
+ * the image's own bundle (scripts/bundle.ts, built next to the tree) through
+ * BENCH_CLI_ENTRY: that case is the real process as the image ships it
+ * (--cli=tsc: tsc's src/cli.js instead, as the image ran before the bundle).
  */
-function childScript(fromSource: boolean): { script: string; cleanup: () => void } {
+async function childScript(fromSource: boolean, cli: 'bundle' | 'tsc'): Promise<{ script: string; env: Record<string, string>; cleanup: () => void }> {
   const self = fileURLToPath(import.meta.url);
-  if (fromSource || self.endsWith('.js')) return { script: self, cleanup: () => {} };
+  if (fromSource || self.endsWith('.js')) return { script: self, env: {}, cleanup: () => {} };
   const { js, cleanup } = compileTree();
-  return { script: js(self), cleanup };
+  if (cli === 'tsc') return { script: js(self), env: {}, cleanup };
+  const bundleDir = mkdtempSync(join(dirname(fileURLToPath(import.meta.url)), '..', '.cache', 'bench-bundle-'));
+  process.stderr.write('bench: bundling with esbuild…\n');
+  await bundle(bundleDir);
+  return { script: js(self), env: { BENCH_CLI_ENTRY: join(bundleDir, 'cli.js') }, cleanup: () => { cleanup(); rmSync(bundleDir, { recursive: true, force: true }); } };
 }
 
-async function parent(only: string[], childNodeArgs: string[], heap: string, fromSource: boolean): Promise<number> {
+async function parent(only: string[], childNodeArgs: string[], heap: string, fromSource: boolean, cli: 'bundle' | 'tsc'): Promise<number> {
   const runs = schedule().filter((c) => only.length === 0 || only.includes(c) || only.includes(PART[c] ?? ''));
   if (runs.length === 0) throw new Error(`--only matches no case; cases: ${Object.keys(PART).join(', ')} (or a, b)`);
   if (heap !== 'container' && heap !== 'host') throw new Error('--heap must be container or host');
   const nodeArgs = [...(heap === 'container' ? IMAGE_NODE_ARGS : []), ...childNodeArgs];
-  const childEnv = heap === 'container' ? IMAGE_ENV : {};
-  const { script, cleanup } = childScript(fromSource);
+  const { script, env: scriptEnv, cleanup } = await childScript(fromSource, cli);
+  const childEnv = { ...(heap === 'container' ? IMAGE_ENV : {}), ...scriptEnv };
   const load = loadavg()[0] ?? 0;
   const app = await startBenchApp();
   const byCase = new Map<string, CaseResult[]>();
@@ -565,6 +574,7 @@ const { values } = parseArgs({
     heap: { type: 'string', default: 'container' },
     'from-source': { type: 'boolean', default: false },
     'child-node-args': { type: 'string' },
+    cli: { type: 'string', default: 'bundle' },
   },
 });
 
@@ -578,5 +588,6 @@ if (values.case !== undefined) {
 } else {
   const only = (values.only ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
   const childArgs = (values['child-node-args'] ?? '').split(/\s+/).filter((s) => s !== '');
-  process.exitCode = await parent(only, childArgs, values.heap, values['from-source']);
+  if (values.cli !== 'bundle' && values.cli !== 'tsc') throw new Error('--cli must be bundle or tsc');
+  process.exitCode = await parent(only, childArgs, values.heap, values['from-source'], values.cli);
 }
