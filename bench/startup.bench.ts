@@ -9,6 +9,8 @@
 //             before the bundle), npm's node_modules beside it
 //   bundle    scripts/bundle.ts's output (what the image ships now): no
 //             node_modules at all
+//   consumer  the bundle in the consumer role (TURNOUT_APP_URL, which also
+//             loads undici), for information: the targets are the router's
 //
 // Each start is the router role on the embedded broker (TURNOUT_SOURCE,
 // TURNOUT_BLUE/GREEN, TURNOUT_DLQ). Measured per start: the time from spawn()
@@ -21,13 +23,15 @@
 // scheduler as much as turnout), and CPU time is the better guide there
 // (the target is on the start time all the same).
 //
-//   node bench/startup.bench.ts [--starts N] [--idle-seconds S] [--only baseline,tsc,bundle]
+//   node bench/startup.bench.ts [--starts N] [--idle-seconds S] [--only baseline,tsc,bundle,consumer]
 //
 // Exit status: 0 when the bundle meets both targets, 1 otherwise.
 
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { once } from 'node:events';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -74,6 +78,7 @@ interface Variant {
   name: string;
   what: string;
   argv: string[];
+  env?: Record<string, string>;
 }
 
 interface Start {
@@ -117,7 +122,7 @@ async function startOnce(v: Variant): Promise<Start> {
   const child = spawn(process.execPath, [...IMAGE_NODE_ARGS, ...v.argv], {
     cwd: ROOT,
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, ...IMAGE_ENV, ...ROUTER_ENV, TURNOUT_PORT: String(port) },
+    env: { ...process.env, ...IMAGE_ENV, ...ROUTER_ENV, ...v.env, TURNOUT_PORT: String(port) },
   });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -165,7 +170,16 @@ async function main(): Promise<number> {
       await bundle(bundleDir);
       variants.push({ name: 'bundle', what: 'esbuild bundle (the image)', argv: [join(bundleDir, 'cli.js'), 'run'] });
     }
-    if (variants.length === 0) throw new Error(`--only ${opts.only}: no such variant (baseline, tsc, bundle)`);
+    if (wanted('consumer')) {
+      // For information: the consumer role also loads undici, the app's HTTP client (the app here only accepts connections).
+      const app = createServer((_, res) => res.end()).listen(0, '127.0.0.1');
+      await once(app, 'listening');
+      cleanups.push(() => app.close());
+      const appUrl = `http://127.0.0.1:${(app.address() as AddressInfo).port}/`;
+      if (!existsSync(join(bundleDir, 'cli.js'))) await bundle(bundleDir);
+      variants.push({ name: 'consumer', what: 'the bundle, consumer role (info)', argv: [join(bundleDir, 'cli.js'), 'run'], env: { TURNOUT_APP_URL: appUrl } });
+    }
+    if (variants.length === 0) throw new Error(`--only ${opts.only}: no such variant (baseline, tsc, bundle, consumer)`);
 
     process.stderr.write(`bench: ${STARTS} starts per variant, idle RSS ${IDLE_MS / 1000} s after ready\n`);
     const results = new Map<string, Start[]>(variants.map((v) => [v.name, []]));

@@ -114,6 +114,35 @@ const unusedParts: Plugin = {
   },
 };
 
+/**
+ * undici for turnout's own modules: the two things src/delivery.ts takes from
+ * it (Pool and errors) plus the request API undici's index puts on every
+ * dispatcher, without the index's fetch, WebSocket, cache, mock agents and
+ * proxy agents, which it loads at start. The package's exports map hides
+ * these files from a normal import, so the plugin names them by path.
+ */
+const slimUndici: Plugin = {
+  name: 'slim-undici',
+  setup(b) {
+    b.onResolve({ filter: /^undici$/ }, (args) => (args.importer.includes('/node_modules/') ? undefined : { path: 'undici', namespace: 'slim-undici' }));
+    b.onLoad({ filter: /.*/, namespace: 'slim-undici' }, () => {
+      const lib = join(ROOT, 'node_modules', 'undici', 'lib');
+      return {
+        contents: [
+          `import Pool from ${JSON.stringify(join(lib, 'dispatcher', 'pool.js'))};`,
+          `import Dispatcher from ${JSON.stringify(join(lib, 'dispatcher', 'dispatcher.js'))};`,
+          `import api from ${JSON.stringify(join(lib, 'api', 'index.js'))};`,
+          `import errors from ${JSON.stringify(join(lib, 'core', 'errors.js'))};`,
+          'Object.assign(Dispatcher.prototype, api);',
+          'export { Pool, errors };',
+        ].join('\n'),
+        loader: 'js',
+        resolveDir: lib,
+      };
+    });
+  },
+};
+
 export function manifestOf(meta: Metafile, outdir: string): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   for (const [file, o] of Object.entries(meta.outputs)) {
@@ -139,7 +168,7 @@ export async function bundle(outdir: string): Promise<Metafile> {
     platform: 'node',
     target: 'node24',
     external: EXTERNAL,
-    plugins: [builtinsByRequire, unusedParts],
+    plugins: [builtinsByRequire, unusedParts, slimUndici],
     // CommonJS dependencies (amqplib, kafkajs, prom-client, the AWS SDK) call
     // require() for Node's built-ins; an ES module has no require of its own.
     banner: { js: "import { createRequire as __turnoutRequire } from 'node:module'; const require = __turnoutRequire(import.meta.url);" },
