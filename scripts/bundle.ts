@@ -16,6 +16,15 @@
 // ships no node_modules at all. A dependency that ever needs to stay out
 // (native addon, files read beside its sources) goes into EXTERNAL with the
 // reason, and the Dockerfile must then copy it.
+//
+// Tried and not kept (bench/startup.bench.ts, router role): a V8 startup
+// snapshot (node --build-snapshot) cannot hold this process: node:http's
+// parser binding is not serializable, and everything that serves or sends
+// HTTP loads it at module evaluation. Node's compile cache
+// (NODE_COMPILE_CACHE, primed at build time) saved ~20 ms of CPU until ready
+// for +0.3 MiB RSS and a cache keyed to the exact node binary and flags: not
+// worth it. --optimize-for-size saved ~1 MiB idle at an unmeasured cost in
+// throughput.
 
 import { build, type Metafile, type Plugin } from 'esbuild';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
