@@ -16,10 +16,11 @@
 // turnout…) and their figures are pooled, so a load change on a shared
 // machine hits both sides alike. Targets live here, never in unit tests.
 //
-// The children run JavaScript, not the .ts sources — Node's type stripping
-// alone adds ~18 MiB RSS: tsc's output (built into .cache/ first) for the
-// cases that assemble turnout inside the child, and the image's own esbuild
-// bundle for turnout-cli, the real process. And V8 sizes its heap from the memory it sees: on a 24 GiB
+// The children run what the image runs: the esbuild bundle
+// (scripts/bundle.ts, built into .cache/ first, with this benchmark as one
+// more entry point beside the image's cli.js and worker.js), not the .ts
+// sources — Node's type stripping alone adds ~18 MiB RSS. --build=tsc runs
+// tsc's one-file-per-module output instead, as the image did before. And V8 sizes its heap from the memory it sees: on a 24 GiB
 // host it lets the young generation grow to 64 MiB and garbage pile up to
 // ~300 MiB RSS even in the bare undici baseline, while in the sidecar's
 // container (k8s manifests: 256 Mi limit) Node sizes it from the cgroup
@@ -28,7 +29,7 @@
 // and malloc settings (IMAGE_NODE_ARGS, IMAGE_ENV); --heap=host
 // leaves V8's and glibc's defaults for this machine.
 //
-//   node bench/core.bench.ts [--only a|b|CASE,…] [--heap=container|host] [--from-source] [--cli=bundle|tsc]
+//   node bench/core.bench.ts [--only a|b|CASE,…] [--heap=container|host] [--from-source] [--build=bundle|tsc]
 //                            [--child-node-args="--cpu-prof --cpu-prof-dir=DIR"]
 //
 // Exit status: 0 every target met, 1 a target missed or a message went astray.
@@ -57,7 +58,6 @@ import { monoNs, paced } from './lib/pace.ts';
 import { benchPayload, STEP_1_TO_2, TRANSLATORS_YAML, VERSION_HEADER } from './lib/payload.ts';
 import { RssSampler, type RssReport } from './lib/rss.ts';
 import { compileTree, IMAGE_ENV, IMAGE_NODE_ARGS } from './lib/runtime.ts';
-import { bundle } from '../scripts/bundle.ts';
 import { fmt, markdownTable, type Cell } from './lib/table.ts';
 
 // ---- fixed parameters --------------------------------------------------------
@@ -455,29 +455,32 @@ function pool(runs: CaseResult[]): CaseResult {
 }
 
 /**
- * The script the children run: this file compiled by tsc, unless it already
- * is JavaScript or --from-source asks for the .ts. The turnout-cli case runs
- * the image's own bundle (scripts/bundle.ts, built next to the tree) through
- * BENCH_CLI_ENTRY: that case is the real process as the image ships it
- * (--cli=tsc: tsc's src/cli.js instead, as the image ran before the bundle).
+ * The script the children run: this file bundled with the image's entry
+ * points (--build=bundle, the default) or compiled by tsc (--build=tsc),
+ * unless it already is JavaScript or --from-source asks for the .ts. The
+ * turnout-cli case starts the cli.js beside it (BENCH_CLI_ENTRY).
  */
-async function childScript(fromSource: boolean, cli: 'bundle' | 'tsc'): Promise<{ script: string; env: Record<string, string>; cleanup: () => void }> {
+async function childScript(fromSource: boolean, build: 'bundle' | 'tsc'): Promise<{ script: string; env: Record<string, string>; cleanup: () => void }> {
   const self = fileURLToPath(import.meta.url);
   if (fromSource || self.endsWith('.js')) return { script: self, env: {}, cleanup: () => {} };
-  const { js, cleanup } = compileTree();
-  if (cli === 'tsc') return { script: js(self), env: {}, cleanup };
-  const bundleDir = mkdtempSync(join(dirname(fileURLToPath(import.meta.url)), '..', '.cache', 'bench-bundle-'));
+  if (build === 'tsc') {
+    const { js, cleanup } = compileTree();
+    return { script: js(self), env: {}, cleanup };
+  }
+  // Imported here: a bundled child never loads the bundler.
+  const { bundle, ENTRIES } = await import('../scripts/bundle.ts');
+  const out = mkdtempSync(join(dirname(self), '..', '.cache', 'bench-bundle-'));
   process.stderr.write('bench: bundling with esbuild…\n');
-  await bundle(bundleDir);
-  return { script: js(self), env: { BENCH_CLI_ENTRY: join(bundleDir, 'cli.js') }, cleanup: () => { cleanup(); rmSync(bundleDir, { recursive: true, force: true }); } };
+  await bundle(out, { ...ENTRIES, 'core.bench': relative(join(dirname(self), '..'), self) }, ['esbuild']);
+  return { script: join(out, 'core.bench.js'), env: { BENCH_CLI_ENTRY: join(out, 'cli.js') }, cleanup: () => rmSync(out, { recursive: true, force: true }) };
 }
 
-async function parent(only: string[], childNodeArgs: string[], heap: string, fromSource: boolean, cli: 'bundle' | 'tsc'): Promise<number> {
+async function parent(only: string[], childNodeArgs: string[], heap: string, fromSource: boolean, build: 'bundle' | 'tsc'): Promise<number> {
   const runs = schedule().filter((c) => only.length === 0 || only.includes(c) || only.includes(PART[c] ?? ''));
   if (runs.length === 0) throw new Error(`--only matches no case; cases: ${Object.keys(PART).join(', ')} (or a, b)`);
   if (heap !== 'container' && heap !== 'host') throw new Error('--heap must be container or host');
   const nodeArgs = [...(heap === 'container' ? IMAGE_NODE_ARGS : []), ...childNodeArgs];
-  const { script, env: scriptEnv, cleanup } = await childScript(fromSource, cli);
+  const { script, env: scriptEnv, cleanup } = await childScript(fromSource, build);
   const childEnv = { ...(heap === 'container' ? IMAGE_ENV : {}), ...scriptEnv };
   const load = loadavg()[0] ?? 0;
   const app = await startBenchApp();
@@ -500,7 +503,7 @@ async function parent(only: string[], childNodeArgs: string[], heap: string, fro
   console.log(`\n## Core (embedded broker)\n`);
   console.log(`Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${describeMachine()}; load average ${load.toFixed(1)} → ${(loadavg()[0] ?? 0).toFixed(1)}; ${seconds} s.`);
   console.log(`Payload: ${PAYLOAD.length} B JSON, the reference's example step 1->2. Concurrency ${CONCURRENCY} on both sides. Throughput: median of ${B_PASSES * B_ROUNDS} rounds × ${fmt(B_MESSAGES)} messages (${B_PASSES} alternating passes, ${fmt(B_WARMUP)} warm-up each), first send → app's receipt of the last. Latency: ${fmt(B_PASSES * PACE_MESSAGES)} messages paced at ${fmt(PACE_RATE)} msg/s (${B_PASSES} alternating passes, ${fmt(PACE_WARMUP)} warm-up each), send stamp → app receipt on CLOCK_MONOTONIC. Peak RSS: each case's own child process (kernel high-water mark), max over its passes. (a) p50/p99 are per-message times.`);
-  console.log(`Children: \`${Object.entries(childEnv).map(([k, v]) => `${k}=${v} `).join('')}node ${[...nodeArgs, relative(process.cwd(), script).replace(/^\.cache\/bench-js-[^/]+/, '<tsc output>')].join(' ')} --case …\` (${heap === 'container' ? "the image's node flags and malloc settings, V8 heap as Node sizes it in the sidecar's 256 Mi container" : "V8's and glibc's defaults for this host"}).\n`);
+  console.log(`Children: \`${Object.entries(childEnv).filter(([k]) => k !== 'BENCH_CLI_ENTRY').map(([k, v]) => `${k}=${v} `).join('')}node ${[...nodeArgs, relative(process.cwd(), script).replace(/^\.cache\/bench-js-[^/]+/, '<tsc output>').replace(/^\.cache\/bench-bundle-[^/]+/, '<bundle>')].join(' ')} --case …\` (${heap === 'container' ? "the image's node flags and malloc settings, V8 heap as Node sizes it in the sidecar's 256 Mi container" : "V8's and glibc's defaults for this host"}).\n`);
   console.log(table);
   console.log(`\n${details}\n`);
   console.log(checks);
@@ -574,7 +577,7 @@ const { values } = parseArgs({
     heap: { type: 'string', default: 'container' },
     'from-source': { type: 'boolean', default: false },
     'child-node-args': { type: 'string' },
-    cli: { type: 'string', default: 'bundle' },
+    build: { type: 'string', default: 'bundle' },
   },
 });
 
@@ -588,6 +591,6 @@ if (values.case !== undefined) {
 } else {
   const only = (values.only ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
   const childArgs = (values['child-node-args'] ?? '').split(/\s+/).filter((s) => s !== '');
-  if (values.cli !== 'bundle' && values.cli !== 'tsc') throw new Error('--cli must be bundle or tsc');
-  process.exitCode = await parent(only, childArgs, values.heap, values['from-source'], values.cli);
+  if (values.build !== 'bundle' && values.build !== 'tsc') throw new Error('--build must be bundle or tsc');
+  process.exitCode = await parent(only, childArgs, values.heap, values['from-source'], values.build);
 }

@@ -165,18 +165,25 @@ export function manifestOf(meta: Metafile, outdir: string): Record<string, strin
   return out;
 }
 
-export async function bundle(outdir: string): Promise<Metafile> {
+/** The image's entry points: output name -> source. */
+export const ENTRIES: Record<string, string> = { cli: 'src/cli.ts', worker: 'src/translate/worker.ts' };
+
+/**
+ * Bundles `entries` (the image's by default; a benchmark adds its own
+ * script, keeping worker.js beside it) into outdir, `external` left out.
+ */
+export async function bundle(outdir: string, entries: Record<string, string> = ENTRIES, external: string[] = []): Promise<Metafile> {
   rmSync(outdir, { recursive: true, force: true });
   const result = await build({
     absWorkingDir: ROOT,
-    entryPoints: { cli: 'src/cli.ts', worker: 'src/translate/worker.ts' },
+    entryPoints: entries,
     outdir,
     bundle: true,
     splitting: true,
     format: 'esm',
     platform: 'node',
     target: 'node24',
-    external: EXTERNAL,
+    external: [...EXTERNAL, ...external],
     plugins: [builtinsByRequire, unusedParts, slimUndici],
     // CommonJS dependencies (amqplib, kafkajs, prom-client, the AWS SDK) call
     // require() for Node's built-ins; an ES module has no require of its own.
