@@ -1,14 +1,16 @@
 # syntax=docker/dockerfile:1
 #
-# turnout container image: a small Node 24 runtime with the compiled sidecar
-# and its production dependencies, nothing else.
+# turnout container image: a small Node 24 runtime with the bundled sidecar,
+# nothing else.
 #
 # What ends up in the final image (on top of node:24-slim):
-#   /app/package.json   "type": "module" and the bin entry (Node needs it to
-#                       load dist/ as ES modules)
-#   /app/node_modules   production dependencies only (npm ci --omit=dev)
-#   /app/dist           the compiled JavaScript (npm run build: adapters,
-#                       config, lib, src)
+#   /app/dist   the esbuild bundle (npm run build: scripts/bundle.ts): cli.js,
+#               worker.js (the translation worker), shared chunks, and
+#               package.json ("type": "module"). Every production dependency
+#               is bundled, so there is no node_modules; a broker's client
+#               library, yargs and undici sit in their own files, read only by
+#               a process that uses them (dist/modules.json lists what each
+#               file holds).
 # No TypeScript, no tests, no sources, no npm cache.
 #
 # scripts/build-bundle.sh replays this file without Docker (it reads it: the
@@ -19,23 +21,18 @@
 
 ARG NODE_IMAGE=node:24-slim
 
-# ---- build: full dependencies, compile TypeScript to dist/ -----------------
+# ---- build: full dependencies, bundle the TypeScript into dist/ ------------
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json ./
+COPY scripts/bundle.ts ./scripts/bundle.ts
 COPY adapters ./adapters
 COPY config ./config
 COPY lib ./lib
 COPY src ./src
 RUN npm run build
-
-# ---- deps: production dependencies only, from the same lockfile ----------
-FROM ${NODE_IMAGE} AS deps
-WORKDIR /app
-COPY package.json package-lock.json ./
-RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --no-audit --no-fund
 
 # ---- runtime ---------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
@@ -48,8 +45,6 @@ ENV NODE_ENV=production
 # CONTAINER_ENV in bench/core.bench.ts (test/deploy/bundle.test.ts checks it).
 ENV MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=131072
 WORKDIR /app
-COPY package.json ./
-COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 
 # The node image's "node" user, by number: Kubernetes' runAsNonRoot can only
@@ -88,5 +83,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
 # Keep in sync with CONTAINER_NODE_ARGS in bench/core.bench.ts
 # (test/deploy/bundle.test.ts checks it). Overriding the container's
 # `command` drops these flags; override `args` instead.
-ENTRYPOINT ["node", "--max-semi-space-size=2", "--liftoff-only", "dist/src/cli.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=2", "--liftoff-only", "dist/cli.js"]
 CMD ["run"]

@@ -16,9 +16,11 @@
 // turnout…) and their figures are pooled, so a load change on a shared
 // machine hits both sides alike. Targets live here, never in unit tests.
 //
-// The children run what the image runs: tsc's JavaScript (built into
-// .cache/ first), not the .ts sources — Node's type stripping alone adds
-// ~18 MiB RSS. And V8 sizes its heap from the memory it sees: on a 24 GiB
+// The children run what the image runs: the esbuild bundle
+// (scripts/bundle.ts, built into .cache/ first, with this benchmark as one
+// more entry point beside the image's cli.js and worker.js), not the .ts
+// sources — Node's type stripping alone adds ~18 MiB RSS. --build=tsc runs
+// tsc's one-file-per-module output instead, as the image did before. And V8 sizes its heap from the memory it sees: on a 24 GiB
 // host it lets the young generation grow to 64 MiB and garbage pile up to
 // ~300 MiB RSS even in the bare undici baseline, while in the sidecar's
 // container (k8s manifests: 256 Mi limit) Node sizes it from the cgroup
@@ -27,7 +29,7 @@
 // and malloc settings (IMAGE_NODE_ARGS, IMAGE_ENV); --heap=host
 // leaves V8's and glibc's defaults for this machine.
 //
-//   node bench/core.bench.ts [--only a|b|CASE,…] [--heap=container|host] [--from-source]
+//   node bench/core.bench.ts [--only a|b|CASE,…] [--heap=container|host] [--from-source] [--build=bundle|tsc]
 //                            [--child-node-args="--cpu-prof --cpu-prof-dir=DIR"]
 //
 // Exit status: 0 every target met, 1 a target missed or a message went astray.
@@ -453,23 +455,33 @@ function pool(runs: CaseResult[]): CaseResult {
 }
 
 /**
- * The script the children run: this file compiled by tsc (as the image's
- * dist/ is), unless it already is JavaScript or --from-source asks for the .ts.
+ * The script the children run: this file bundled with the image's entry
+ * points (--build=bundle, the default) or compiled by tsc (--build=tsc),
+ * unless it already is JavaScript or --from-source asks for the .ts. The
+ * turnout-cli case starts the cli.js beside it (BENCH_CLI_ENTRY).
  */
-function childScript(fromSource: boolean): { script: string; cleanup: () => void } {
+async function childScript(fromSource: boolean, build: 'bundle' | 'tsc'): Promise<{ script: string; env: Record<string, string>; cleanup: () => void }> {
   const self = fileURLToPath(import.meta.url);
-  if (fromSource || self.endsWith('.js')) return { script: self, cleanup: () => {} };
-  const { js, cleanup } = compileTree();
-  return { script: js(self), cleanup };
+  if (fromSource || self.endsWith('.js')) return { script: self, env: {}, cleanup: () => {} };
+  if (build === 'tsc') {
+    const { js, cleanup } = compileTree();
+    return { script: js(self), env: {}, cleanup };
+  }
+  // Imported here: a bundled child never loads the bundler.
+  const { bundle, ENTRIES } = await import('../scripts/bundle.ts');
+  const out = mkdtempSync(join(dirname(self), '..', '.cache', 'bench-bundle-'));
+  process.stderr.write('bench: bundling with esbuild…\n');
+  await bundle(out, { ...ENTRIES, 'core.bench': relative(join(dirname(self), '..'), self) }, ['esbuild']);
+  return { script: join(out, 'core.bench.js'), env: { BENCH_CLI_ENTRY: join(out, 'cli.js') }, cleanup: () => rmSync(out, { recursive: true, force: true }) };
 }
 
-async function parent(only: string[], childNodeArgs: string[], heap: string, fromSource: boolean): Promise<number> {
+async function parent(only: string[], childNodeArgs: string[], heap: string, fromSource: boolean, build: 'bundle' | 'tsc'): Promise<number> {
   const runs = schedule().filter((c) => only.length === 0 || only.includes(c) || only.includes(PART[c] ?? ''));
   if (runs.length === 0) throw new Error(`--only matches no case; cases: ${Object.keys(PART).join(', ')} (or a, b)`);
   if (heap !== 'container' && heap !== 'host') throw new Error('--heap must be container or host');
   const nodeArgs = [...(heap === 'container' ? IMAGE_NODE_ARGS : []), ...childNodeArgs];
-  const childEnv = heap === 'container' ? IMAGE_ENV : {};
-  const { script, cleanup } = childScript(fromSource);
+  const { script, env: scriptEnv, cleanup } = await childScript(fromSource, build);
+  const childEnv = { ...(heap === 'container' ? IMAGE_ENV : {}), ...scriptEnv };
   const load = loadavg()[0] ?? 0;
   const app = await startBenchApp();
   const byCase = new Map<string, CaseResult[]>();
@@ -491,7 +503,7 @@ async function parent(only: string[], childNodeArgs: string[], heap: string, fro
   console.log(`\n## Core (embedded broker)\n`);
   console.log(`Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${describeMachine()}; load average ${load.toFixed(1)} → ${(loadavg()[0] ?? 0).toFixed(1)}; ${seconds} s.`);
   console.log(`Payload: ${PAYLOAD.length} B JSON, the reference's example step 1->2. Concurrency ${CONCURRENCY} on both sides. Throughput: median of ${B_PASSES * B_ROUNDS} rounds × ${fmt(B_MESSAGES)} messages (${B_PASSES} alternating passes, ${fmt(B_WARMUP)} warm-up each), first send → app's receipt of the last. Latency: ${fmt(B_PASSES * PACE_MESSAGES)} messages paced at ${fmt(PACE_RATE)} msg/s (${B_PASSES} alternating passes, ${fmt(PACE_WARMUP)} warm-up each), send stamp → app receipt on CLOCK_MONOTONIC. Peak RSS: each case's own child process (kernel high-water mark), max over its passes. (a) p50/p99 are per-message times.`);
-  console.log(`Children: \`${Object.entries(childEnv).map(([k, v]) => `${k}=${v} `).join('')}node ${[...nodeArgs, relative(process.cwd(), script).replace(/^\.cache\/bench-js-[^/]+/, '<tsc output>')].join(' ')} --case …\` (${heap === 'container' ? "the image's node flags and malloc settings, V8 heap as Node sizes it in the sidecar's 256 Mi container" : "V8's and glibc's defaults for this host"}).\n`);
+  console.log(`Children: \`${Object.entries(childEnv).filter(([k]) => k !== 'BENCH_CLI_ENTRY').map(([k, v]) => `${k}=${v} `).join('')}node ${[...nodeArgs, relative(process.cwd(), script).replace(/^\.cache\/bench-js-[^/]+/, '<tsc output>').replace(/^\.cache\/bench-bundle-[^/]+/, '<bundle>')].join(' ')} --case …\` (${heap === 'container' ? "the image's node flags and malloc settings, V8 heap as Node sizes it in the sidecar's 256 Mi container" : "V8's and glibc's defaults for this host"}).\n`);
   console.log(table);
   console.log(`\n${details}\n`);
   console.log(checks);
@@ -565,6 +577,7 @@ const { values } = parseArgs({
     heap: { type: 'string', default: 'container' },
     'from-source': { type: 'boolean', default: false },
     'child-node-args': { type: 'string' },
+    build: { type: 'string', default: 'bundle' },
   },
 });
 
@@ -578,5 +591,6 @@ if (values.case !== undefined) {
 } else {
   const only = (values.only ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
   const childArgs = (values['child-node-args'] ?? '').split(/\s+/).filter((s) => s !== '');
-  process.exitCode = await parent(only, childArgs, values.heap, values['from-source']);
+  if (values.build !== 'bundle' && values.build !== 'tsc') throw new Error('--build must be bundle or tsc');
+  process.exitCode = await parent(only, childArgs, values.heap, values['from-source'], values.build);
 }

@@ -2,8 +2,8 @@
 # Builds what the Dockerfile builds, without a container engine, into OUT_DIR:
 #   bash scripts/build-bundle.sh OUT_DIR
 # OUT_DIR then holds the final stage's working directory (/app in the image):
-# package.json, node_modules (production only) and dist/. Run it with
-#   node OUT_DIR/dist/src/cli.js --help
+# dist/ (the bundle: no node_modules). Run it with
+#   node OUT_DIR/dist/cli.js --help
 #
 # It does not imitate the Dockerfile, it replays it: every stage gets its own
 # folder standing in for the image's filesystem, and FROM/ARG/WORKDIR/ENV/

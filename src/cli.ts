@@ -2,18 +2,19 @@
 // turnout's command line: `run` (the sidecar, default), `check`, `demo`, `rollout`,
 // `move` and `drained`.
 // Options come from the one schema; every option is a flag and a variable.
+//
+// The sidecar's own start (`run` with no flags: the image's default command,
+// configured by variables alone) does not load yargs at all, and every other
+// command's modules are imported when that command runs: a sidecar keeps only
+// what it uses resident (bench/startup.bench.ts measures it).
 
-import yargs, { type Argv } from 'yargs';
-import { hideBin } from 'yargs/helpers';
+import type { Argv } from 'yargs';
 import { ConfigError } from '../config/errors.ts';
 import { loadConfig, type FlagValues } from '../config/load.ts';
 import { redactUrls } from '../config/redact.ts';
 import { envName, schema, type OptionName } from '../config/schema.ts';
 import { scrubber, secretsOf } from '../config/secrets.ts';
-import { runCheck } from './check.ts';
-import { runFleetCheck } from './fleet/check.ts';
 import { limitsOf } from './http/limits.ts';
-import { drainedCommand, moveCommand } from './migrate/commands.ts';
 import { createLogger, logProcessWarnings } from '../lib/log.ts';
 import { installShutdown } from './shutdown.ts';
 import { Turnout } from './turnout.ts';
@@ -78,9 +79,20 @@ function scrubbed(out: NodeJS.WriteStream, output: Output): { write(text: string
   return { write: (text: string) => out.write(output.scrub(text)) };
 }
 
+/**
+ * `turnout` or `turnout run` without flags: what yargs would hand to run()
+ * (no flag set), without building its parser and help text first.
+ */
+function isPlainRun(args: string[]): boolean {
+  return args.length === 0 || (args.length === 1 && args[0] === 'run');
+}
+
 async function main(output: Output): Promise<void> {
+  const args = process.argv.slice(2);
+  if (isPlainRun(args)) return run({}, output);
+  const [{ default: yargs }, { drainedCommand, moveCommand }] = await Promise.all([import('yargs'), import('./migrate/commands.ts')]);
   const cli = withOptions(
-    yargs(hideBin(process.argv))
+    yargs(args)
       .scriptName('turnout')
       .usage('turnout [run|check|demo|rollout|move|drained] [options]\n\nEvery option is also an environment variable: --green-weight 10 is TURNOUT_GREEN_WEIGHT=10. Flags win over variables.')
       .command(['run', '$0'], 'Run the sidecar (default).', () => {}, (argv) => run(argv, output))
@@ -94,11 +106,13 @@ async function main(output: Output): Promise<void> {
             .option('fleet', { type: 'string', describe: 'Check running sidecars instead: their GET /v1/info, comma-separated URLs; dns+http://name:port reads every address of the name. Versions: --versions, else what the producer sidecars listed stamp' }),
         async (argv) => {
           if (argv.fleet !== undefined) {
+            const { runFleetCheck } = await import('./fleet/check.ts');
             process.exitCode = await runFleetCheck({ fleet: argv.fleet, versions: argv.versions, out: process.stdout });
             return;
           }
           const { config, warnings } = loadConfig(flagsFrom(argv), process.env);
           output.scrub = scrubber(secretsOf(config));
+          const { runCheck } = await import('./check.ts');
           const code = await runCheck(config, { sample: argv.sample, versions: argv.versions, warnings, out: scrubbed(process.stdout, output) });
           process.exitCode = code;
         },

@@ -15,7 +15,7 @@ import { expandTarget } from '../lib/targets.ts';
 import type { Config } from '../config/schema.ts';
 import { AppDestination } from './app-destination.ts';
 import { backoffDelay, sleep } from '../lib/backoff.ts';
-import { AppClient } from './delivery.ts';
+import type { AppClient } from './delivery.ts';
 import { retryPolicyOf } from './destination.ts';
 import type { FileWatch } from './file-watch.ts';
 import { sidecarInfo } from './fleet/info.ts';
@@ -78,6 +78,7 @@ export class Turnout {
     { weight, text: weightText }: { weight: number; text: string },
     errors: RecentErrors,
     scrub: (text: string) => string,
+    app: AppClient | undefined,
   ) {
     const translators = loaded.set;
     this.loadedTexts = { translators: loaded.text, weight: weightText };
@@ -99,9 +100,7 @@ export class Turnout {
       onRouted: (color) => this.metrics.routed.inc({ color }),
     });
     this.metrics.greenWeight.set(weight);
-    this.app = config.appUrl !== undefined
-      ? new AppClient({ url: config.appUrl, timeoutMs: config.deliveryTimeout, connections: config.concurrency })
-      : undefined;
+    this.app = app;
     // With an app, consumed messages go to it (TURNOUT_BLUE/GREEN then serve /v1/publish only).
     const retry = retryPolicyOf(config);
     this.translation = new TranslationPool({ timeoutMs: config.translateTimeout, maxBytes: config.maxMessageBytes, logger });
@@ -153,7 +152,11 @@ export class Turnout {
     const translators = config.translators !== undefined ? loadTranslators(config.translators) : { set: TranslatorSet.empty, text: '' };
     const weight = config.weightFile !== undefined ? loadWeight(config.weightFile) : { weight: config.greenWeight, text: '' };
     const broker = options.broker ?? (await createBroker({ config, logger }));
-    const turnout = new Turnout({ ...options, logger }, broker, translators, weight, errors, scrub);
+    // undici, the app's HTTP client, is loaded only by a sidecar that has an app.
+    const app = config.appUrl !== undefined
+      ? new (await import('./delivery.ts')).AppClient({ url: config.appUrl, timeoutMs: config.deliveryTimeout, connections: config.concurrency })
+      : undefined;
+    const turnout = new Turnout({ ...options, logger }, broker, translators, weight, errors, scrub, app);
     turnout.describe();
     turnout.port = await turnout.http.listen(config.port, config.host);
     logger.info({ port: turnout.port, host: config.host }, 'HTTP listening');

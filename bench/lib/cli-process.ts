@@ -1,7 +1,8 @@
 // The turnout CLI as a separate process, for the benchmark case that measures
 // the real sidecar rather than turnout assembled inside a benchmark child: the
-// same entry point, module graph (yargs included), node flags and environment
-// as the image. The embedded broker lives inside that process, so messages go
+// same entry point, module graph, node flags and environment as the image
+// (BENCH_CLI_ENTRY names the bundle's cli.js when the benchmark built one;
+// else the CLI next to this module's tree). The embedded broker lives inside that process, so messages go
 // in through its own POST /v1/publish/{queue}.
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -34,7 +35,7 @@ export interface CliProcess {
 /** Starts `node <this process's node flags> cli run` with this process's environment plus the TURNOUT_ variables, and waits until /readyz answers 200. */
 export async function startCli(o: CliOptions): Promise<CliProcess> {
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, cliEntryFor(import.meta.url, '../../src/cli'), 'run'], {
+  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, process.env.BENCH_CLI_ENTRY ?? cliEntryFor(import.meta.url, '../../src/cli'), 'run'], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: {
       ...process.env,

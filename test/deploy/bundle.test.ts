@@ -1,13 +1,15 @@
 // The container image without a container engine: scripts/build-bundle.sh
-// replays the Dockerfile (its stages, COPY, RUN npm ci / npm run build /
-// npm ci --omit=dev) into a clean temporary folder, and this test runs the
+// replays the Dockerfile (its stages, COPY, RUN npm ci / npm run build, which
+// bundles with esbuild) into a clean temporary folder, and this test runs the
 // result the way the image would: ENTRYPOINT + CMD from the Dockerfile, in
-// its WORKDIR, with its ENV. It checks what the image holds (production
-// dependencies only, compiled output, no sources), then `--help`, `check`,
-// and a short `run` on the embedded broker with one message published over
-// HTTP and delivered to a small HTTP app, then SIGTERM and a clean exit.
-// The Dockerfile is parsed here too, so that what it copies, where it runs
-// and how it is health-checked are asserted against the bundle, not assumed.
+// its WORKDIR, with its ENV. It checks what the image holds (the bundle only:
+// no node_modules, no sources), then `--help`, `check`, a short `run` on the
+// embedded broker with one message published over HTTP and delivered to a
+// small HTTP app, one translated by the bundled worker process, SIGTERM and a
+// clean exit; and that a process loads only its role's libraries (an AMQP
+// sidecar never reads the AWS SDK's or kafkajs's files). The Dockerfile is
+// parsed here too, so that what it copies, where it runs and how it is
+// health-checked are asserted against the bundle, not assumed.
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -149,10 +151,12 @@ interface RunningImage {
   kill(): Promise<void>;
 }
 
-/** The image's default command (ENTRYPOINT + CMD) with these variables, ready. */
-async function startImage(env: Record<string, string>): Promise<RunningImage> {
+/** The image's default command (ENTRYPOINT + CMD) with these variables (and extra node flags), ready. */
+async function startImage(env: Record<string, string>, nodeFlags: string[] = []): Promise<RunningImage> {
   const c = imageCommand(cmd);
-  const child = spawn(c.file, c.argv, {
+  const script = c.argv.indexOf(entrypoint.at(-1)!);
+  const argv = [...c.argv.slice(0, script), ...nodeFlags, ...c.argv.slice(script)];
+  const child = spawn(c.file, argv, {
     cwd: bundle,
     env: { ...cleanEnv(), ...finalEnv, TURNOUT_PORT: '0', TURNOUT_HOST: '127.0.0.1', TURNOUT_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -184,6 +188,55 @@ async function startImage(env: Record<string, string>): Promise<RunningImage> {
   }
 }
 
+/** dist/modules.json: output file -> the packages bundled into it. */
+function readManifest(): Record<string, string[]> {
+  return JSON.parse(readFileSync(join(bundle, 'dist', 'modules.json'), 'utf8')) as Record<string, string[]>;
+}
+
+/**
+ * A node flag that records every file the process resolves (ES imports,
+ * dynamic import() and require alike: module.registerHooks) into `log`, and
+ * the packages those files of the bundle hold, by dist/modules.json.
+ */
+function moduleRecorder(): { flag: string; env: Record<string, string>; packages(): Set<string>; files(): string[] } {
+  const log = join(mkdtempSync(join(tmpdir(), 'turnout-modules-')), 'loaded.txt');
+  writeFileSync(log, '');
+  const code = "import{registerHooks}from'node:module';import{appendFileSync}from'node:fs';const f=process.env.MODULES_LOG;"
+    + "registerHooks({resolve(s,c,n){const r=n(s,c);if(r.url.startsWith('file:'))appendFileSync(f,r.url+'\\n');return r;}});";
+  const files = (): string[] => [...new Set(readFileSync(log, 'utf8').split('\n').filter((l) => l !== '').map((u) => relative(join(bundle, 'dist'), fileURLToPath(u))))];
+  return {
+    flag: `--import=data:text/javascript,${encodeURIComponent(code)}`,
+    env: { MODULES_LOG: log },
+    files,
+    packages: () => {
+      const manifest = readManifest();
+      const out = new Set<string>();
+      for (const f of files()) {
+        assert.ok(manifest[f] !== undefined, `loaded ${f}, which is not a file of the bundle`);
+        for (const p of manifest[f]) out.add(p);
+      }
+      return out;
+    },
+  };
+}
+
+/** The child processes of pid, with their command lines. */
+function childrenOf(pid: number): { pid: number; cmdline: string[] }[] {
+  const out: { pid: number; cmdline: string[] }[] = [];
+  for (const name of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push({ pid: Number(name), cmdline: readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').filter((a) => a !== '') });
+    } catch {
+      // The process ended while it was being read.
+    }
+  }
+  return out;
+}
+
+const rssMiB = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+
 async function depth(base: string, q: string): Promise<{ depth: number; inflight: number }> {
   return (await (await fetch(`${base}/v1/queues/${q}`)).json()) as { depth: number; inflight: number };
 }
@@ -213,7 +266,7 @@ describe('container image (Dockerfile replayed by scripts/build-bundle.sh)', () 
     assert.notEqual(Number(user.split(':')[0]), 0, 'not root');
     assert.equal(one('STOPSIGNAL').args, 'SIGTERM');
     assert.equal(entrypoint[0], 'node');
-    assert.equal(entrypoint.at(-1), 'dist/src/cli.js');
+    assert.equal(entrypoint.at(-1), 'dist/cli.js');
     for (const flag of entrypoint.slice(1, -1)) assert.match(flag, /^--[a-z-]+(=\S+)?$/, `entrypoint items between node and the CLI are node flags: ${flag}`);
     // The benchmarks measure what the image runs: same node flags, same malloc settings.
     const mallocEnv = Object.entries(finalEnv).filter(([k]) => k.startsWith('MALLOC_'));
@@ -224,11 +277,10 @@ describe('container image (Dockerfile replayed by scripts/build-bundle.sh)', () 
     assert.equal(healthcheck[0], 'node');
     assert.ok(healthcheck.some((a) => a.includes('/healthz')), 'HEALTHCHECK probes /healthz');
     assert.equal(one('EXPOSE').args, schema.port.default);
-    // The runtime's dependencies are installed without devDependencies.
-    const installs = instructions.filter((i) => i.op === 'RUN' && /\bnpm ci\b/.test(i.args));
-    const runtimeDeps = installs.filter((i) => /--omit=dev/.test(i.args));
-    assert.equal(runtimeDeps.length, 1, 'one npm ci --omit=dev');
+    // The bundle is built in a stage of its own; the final stage takes only its output.
+    assert.ok(instructions.some((i) => i.op === 'RUN' && i.stage < finalStage && /\bnpm run build\b/.test(i.args)), 'a build stage runs npm run build');
     assert.equal(inFinal('RUN').length, 0, 'the final stage only copies: nothing installed or built there');
+    assert.deepEqual(inFinal('COPY').map((i) => i.args), ['--from=build /app/dist ./dist'], 'the final stage copies the bundle, and nothing else');
   });
 
   test('.dockerignore allows exactly what the Dockerfile copies from the context', () => {
@@ -239,26 +291,24 @@ describe('container image (Dockerfile replayed by scripts/build-bundle.sh)', () 
     assert.deepEqual([...copied].sort(), [...allowed].sort());
   });
 
-  test('the bundle holds exactly what the final stage copies: package.json, production node_modules, compiled dist', () => {
+  test('the bundle holds exactly what the final stage copies: dist/ with every production dependency bundled, no node_modules, no sources', () => {
     assert.deepEqual(readdirSync(bundle).sort(), [...new Set(finalEntries)].sort());
-    const pkg = JSON.parse(readFileSync(join(bundle, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
-    for (const dep of Object.keys(pkg.dependencies)) assert.ok(existsSync(join(bundle, 'node_modules', dep, 'package.json')), `dependency ${dep} is missing`);
-    for (const dev of Object.keys(pkg.devDependencies)) assert.ok(!existsSync(join(bundle, 'node_modules', dev)), `devDependency ${dev} is in the image`);
-    // Every TypeScript source the build stage copied is compiled, and no source is shipped.
-    const walk = (d: string): string[] => readdirSync(d).flatMap((n) => (statSync(join(d, n)).isDirectory() ? walk(join(d, n)) : [join(d, n)]));
-    const shipped = walk(join(bundle, 'dist')).map((f) => relative(join(bundle, 'dist'), f));
-    assert.deepEqual(shipped.filter((f) => !f.endsWith('.js')), [], 'only JavaScript in dist/');
-    const sourceDirs = contextCopies.filter((c) => existsSync(join(ROOT, c)) && statSync(join(ROOT, c)).isDirectory());
-    assert.deepEqual(sourceDirs.sort(), ['adapters', 'config', 'lib', 'src']);
-    for (const dir of sourceDirs) {
-      for (const f of walk(join(ROOT, dir)).filter((x) => x.endsWith('.ts') && !x.endsWith('.d.ts'))) {
-        const js = relative(ROOT, f).replace(/\.ts$/, '.js');
-        assert.ok(shipped.includes(js), `${relative(ROOT, f)} was not compiled into dist/${js}`);
-      }
-    }
+    assert.deepEqual(finalEntries, ['dist']);
+    const dist = join(bundle, 'dist');
+    const shipped = readdirSync(dist);
+    assert.ok(shipped.every((f) => statSync(join(dist, f)).isFile()), 'one flat folder (the pool finds worker.js next to its own chunk)');
+    assert.deepEqual(shipped.filter((f) => !f.endsWith('.js')).sort(), ['modules.json', 'package.json'], 'only JavaScript besides the two JSON files');
+    assert.ok(shipped.includes('cli.js') && shipped.includes('worker.js'), 'the two entry points');
+    assert.deepEqual(JSON.parse(readFileSync(join(dist, 'package.json'), 'utf8')), { type: 'module' });
+    // Every production dependency is in some file of the bundle, no devDependency is.
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+    const manifest = readManifest();
+    const bundled = new Set(Object.values(manifest).flat());
+    for (const dep of Object.keys(pkg.dependencies)) assert.ok(bundled.has(dep), `dependency ${dep} is not bundled`);
+    for (const dev of Object.keys(pkg.devDependencies)) assert.ok(!bundled.has(dev), `devDependency ${dev} is in the bundle`);
+    assert.deepEqual(Object.keys(manifest).sort(), shipped.filter((f) => f.endsWith('.js')).sort(), 'modules.json lists every file');
     const mib = (p: string): string => (Number(spawnSync('du', ['-sk', p], { encoding: 'utf8' }).stdout.split('\t')[0]) / 1024).toFixed(1);
-    const sizes = ['.', 'node_modules', 'dist'].map((p) => `${p === '.' ? 'total' : p} ${mib(join(bundle, p))} MiB`);
-    process.stdout.write(`# bundle built in ${buildSeconds.toFixed(1)} s: ${sizes.join(', ')}\n`);
+    process.stdout.write(`# bundle built in ${buildSeconds.toFixed(1)} s: ${shipped.length} files, ${mib(dist)} MiB\n`);
   });
 
   test('turnout --help lists every variable', () => {
@@ -298,7 +348,8 @@ describe('container image (Dockerfile replayed by scripts/build-bundle.sh)', () 
     });
 
     test('a message published over HTTP is delivered once to the app; health check, metrics, SIGTERM and exit 0', async () => {
-      const t = await startImage({ TURNOUT_BROKER: 'memory', TURNOUT_SOURCE: 'orders', TURNOUT_APP_URL: app.url, TURNOUT_DLQ: 'orders.dlq' });
+      const modules = moduleRecorder();
+      const t = await startImage({ TURNOUT_BROKER: 'memory', TURNOUT_SOURCE: 'orders', TURNOUT_APP_URL: app.url, TURNOUT_DLQ: 'orders.dlq', ...modules.env }, [modules.flag]);
       try {
         const base = t.base;
         // The Dockerfile's own HEALTHCHECK command, as Docker would run it inside the container.
@@ -327,6 +378,10 @@ describe('container image (Dockerfile replayed by scripts/build-bundle.sh)', () 
         assert.match(metrics, /^turnout_messages_delivered_total\{source="orders"\} 1$/m);
         assert.match(metrics, /^turnout_messages_received_total\{source="orders",version="1"\} 1$/m);
         assert.equal(app.deliveries.length, 1, 'the app saw one request in all');
+        // A consumer on the embedded broker: undici for the app, no broker client, no yargs.
+        const loaded = modules.packages();
+        for (const p of ['turnout', 'pino', 'prom-client', 'undici']) assert.ok(loaded.has(p), `${p} was not loaded: ${[...loaded].join(', ')}`);
+        for (const p of ['amqplib', 'kafkajs', '@aws-sdk/client-sqs', 'yargs']) assert.ok(!loaded.has(p), `${p} was loaded by a consumer on the embedded broker`);
 
         t.child.kill('SIGTERM');
         assert.equal(await t.exitWithin(10_000), 0, t.out());
@@ -338,6 +393,60 @@ describe('container image (Dockerfile replayed by scripts/build-bundle.sh)', () 
         await t.kill();
       }
     });
+    test('a message the app cannot take as is is translated by the bundled worker process and delivered once', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'turnout-translate-'));
+      const translators = join(dir, 'translators.yaml');
+      writeFileSync(translators, `"1->2": '$merge([$, {"shape": "v2"}])'\n`);
+      const t = await startImage({ TURNOUT_BROKER: 'memory', TURNOUT_SOURCE: 'translated', TURNOUT_APP_URL: app.url, TURNOUT_DLQ: 'translated.dlq', TURNOUT_ACCEPT: '2', TURNOUT_TRANSLATORS: translators });
+      try {
+        const id = `bundle-translated-${Date.now()}`;
+        const res = await fetch(`${t.base}/v1/publish/translated`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-turnout-message-id': id, 'x-schema-version': '1' },
+          body: JSON.stringify({ id }),
+        });
+        assert.equal(res.status, 202, await res.text());
+        await waitFor(`delivery of ${id}`, () => app.accepted.has(id), 10_000);
+        const got = app.accepted.get(id) ?? [];
+        assert.equal(got.length, 1, 'delivered exactly once');
+        assert.deepEqual(JSON.parse(got[0]!.body.toString('utf8')), { id, shape: 'v2' });
+        assert.equal(got[0]!.headers['x-schema-version'], '2');
+        assert.equal(got[0]!.headers['x-turnout-translated-from'], '1');
+        await waitFor('the source to be settled', async () => {
+          const d = await depth(t.base, 'translated');
+          return d.depth === 0 && d.inflight === 0;
+        }, 5_000);
+        assert.equal((await depth(t.base, 'translated.dlq')).depth, 0);
+        // The translation ran in worker processes forked from the bundle's own worker.js.
+        const workers = childrenOf(t.child.pid!).filter((c) => c.cmdline.some((a) => a.endsWith('worker.js')));
+        assert.ok(workers.length >= 1, `no translation worker among ${JSON.stringify(childrenOf(t.child.pid!))}`);
+        for (const w of workers) assert.equal(w.cmdline.find((a) => a.endsWith('worker.js')), join(bundle, 'dist', 'worker.js'));
+        // Each worker is a process of its own: its memory counts for the pod too.
+        process.stdout.write(`# translation workers: ${workers.map((w) => `${rssMiB(w.pid).toFixed(1)} MiB`).join(', ')} RSS, sidecar ${rssMiB(t.child.pid!).toFixed(1)} MiB\n`);
+        t.child.kill('SIGTERM');
+        assert.equal(await t.exitWithin(10_000), 0, t.out());
+      } finally {
+        await t.kill();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
+  // Per-role loading: an AMQP sidecar reads amqplib's file of the bundle and
+  // never the AWS SDK's, kafkajs's, undici's (no app) or yargs's. RabbitMQ
+  // runs at 127.0.0.1:5672 for the integration tests; nothing is published.
+  test('an AMQP publish-only sidecar loads amqplib and none of the other brokers\' libraries', async () => {
+    const modules = moduleRecorder();
+    const t = await startImage({ TURNOUT_BROKER: 'amqp://guest:guest@127.0.0.1:5672', ...modules.env }, [modules.flag]);
+    try {
+      const loaded = modules.packages();
+      assert.ok(loaded.has('amqplib'), `amqplib was not loaded: ${[...loaded].join(', ')}`);
+      for (const p of ['@aws-sdk/client-sqs', '@smithy/core', 'kafkajs', 'undici', 'yargs']) assert.ok(!loaded.has(p), `${p} was loaded by an AMQP sidecar (files: ${modules.files().join(', ')})`);
+      t.child.kill('SIGTERM');
+      assert.equal(await t.exitWithin(10_000), 0, t.out());
+    } finally {
+      await t.kill();
+    }
   });
 
   // The consumer pod's shutdown as k8s/overlays/consumer/deployment.yaml
