@@ -12,7 +12,8 @@
 //       Every measured message must arrive (any --messages works). Rounds
 //       cycle baseline / turnout / turnout-translate; the median round counts.
 //       CPU ms per 1 000 messages of the process under test over the same
-//       span, and its peak RSS (VmHWM, read before it stops).
+//       span (with its children: turnout's translation worker processes),
+//       and its peak RSS (VmHWM, read before it stops; the main process only).
 //   (2) latency: messages produced at a steady rate, each stamped with the
 //       producer's CLOCK_MONOTONIC; p50/p99 from produce to the app.
 //
@@ -49,7 +50,7 @@ import { LatencyRecorder } from './lib/latency.ts';
 import { describeMachine } from './lib/machine.ts';
 import { monoNs, paced } from './lib/pace.ts';
 import { benchPayload, TRANSLATORS_YAML, VERSION_HEADER } from './lib/payload.ts';
-import { cpuMs, peakRssMiB } from './lib/proc.ts';
+import { peakRssMiB, treeCpuMs } from './lib/proc.ts';
 import { childNodeArgs, cliEntryFor, runCompiled } from './lib/runtime.ts';
 import { fmt, markdownTable } from './lib/table.ts';
 
@@ -180,11 +181,11 @@ async function throughputRound(c: Case, round: number, n: number, cluster: MockC
   const problems: string[] = [];
   try {
     const warm = await app.waitFor(WARMUP, 180_000, 'warm-');
-    const cpu0 = cpuMs(run.pid);
+    const cpu0 = treeCpuMs(run.pid);
     const early = warm.groups['run-']?.count ?? 0;
     const warmDoneNs = BigInt(warm.groups['warm-']?.lastNs ?? '0');
     const seen = await app.waitFor(n, 180_000, 'run-');
-    const cpuPerK = ((cpuMs(run.pid) - cpu0) * 1000) / (n - early);
+    const cpuPerK = ((treeCpuMs(run.pid) - cpu0) * 1000) / (n - early);
     const last = BigInt(seen.groups['run-']?.lastNs ?? '0');
     const peak = peakRssMiB(run.pid);
     if (seen.duplicates > 0) problems.push(`${c} round ${round}: ${seen.duplicates} duplicate deliveries`);

@@ -27,7 +27,8 @@
 //               into an empty queue; end-to-end latency send → app, p50/p99
 // Rounds alternate baseline/turnout, turnout-translate after them; the report
 // shows every round and the median. Peak RSS: the consumer process's VmHWM,
-// read before it stops (max of its two phases).
+// read before it stops (max of its two phases; the main process only). CPU:
+// the consumer process with its children (turnout's translation workers).
 //
 //   node bench/sqs.bench.ts [--rounds N] [--backlog N] [--paced N] [--rate R] [--no-translate] [--out FILE]
 //   node bench/sqs.bench.ts --baseline QUEUE_URL APP_URL   (the baseline child)
@@ -53,7 +54,7 @@ import { Pool } from 'undici';
 import { startEmulator, type Emulator } from '../test/integration/sqs/fauxqs.ts';
 import { startTurnout } from '../test/support/process.ts';
 import { benchPayload, TRANSLATORS_YAML, VERSION_HEADER } from './lib/payload.ts';
-import { cpuMs, peakRssMiB } from './lib/proc.ts';
+import { peakRssMiB, treeCpuMs } from './lib/proc.ts';
 import { childNodeArgs, runCompiled } from './lib/runtime.ts';
 
 const LOOPS = 2;
@@ -262,12 +263,12 @@ async function runRound(system: System, round: number, emu: Emulator, app: App, 
     const c1 = await startConsumer(system, emu, q1, q1Url, dlq, app.url, opts.translators);
     // CPU from the first delivery on, so start-up (module loading) is not counted.
     await waitSeen(app, 1, 60_000);
-    const cpu0 = { consumer: cpuMs(c1.pid), emulator: cpuMs(emu.pid), seen: app.seen() };
+    const cpu0 = { consumer: treeCpuMs(c1.pid), emulator: treeCpuMs(emu.pid), seen: app.seen() };
     await waitSeen(app, opts.backlog, 300_000);
     msgPerSec = (opts.backlog - 1) / ((app.lastAt() - app.firstAt()) / 1000);
     const perK = 1000 / (opts.backlog - cpu0.seen);
-    consumerCpu = (cpuMs(c1.pid) - cpu0.consumer) * perK;
-    emulatorCpu = (cpuMs(emu.pid) - cpu0.emulator) * perK;
+    consumerCpu = (treeCpuMs(c1.pid) - cpu0.consumer) * perK;
+    emulatorCpu = (treeCpuMs(emu.pid) - cpu0.emulator) * perK;
     await sleep(500);
     throughputDuplicates = app.duplicates();
     versionCheck();
