@@ -17,17 +17,24 @@
 // and green (router). Peak RSS is the process's VmHWM. Every message is
 // accounted for: a case with lost or duplicated messages is reported invalid.
 //
+// The consumer scenario has a third system, turnout-translate: turnout with
+// TURNOUT_ACCEPT=2 and the reference's 1->2 step (bench/lib/payload.ts) on
+// the same v1 messages; the app must see every one as version 2. Its
+// throughput is shown against the baseline for information (no target).
+//
 // Both sides run as the image runs turnout (bench/lib/runtime.ts): the
 // benchmark compiles the tree with tsc and runs the compiled copy, whose
 // measured processes get the Dockerfile's node flags and malloc variables.
 // BENCH_RUNTIME=host runs the sources with the host's defaults instead.
 //
-//   node bench/amqp.bench.ts [--messages N] [--rounds N] [--rate R] [--paced M] [--concurrency C] [--only consumer|router] [--baseline-nodelay] [--out FILE]
+//   node bench/amqp.bench.ts [--messages N] [--rounds N] [--rate R] [--paced M] [--concurrency C] [--only consumer|router] [--no-translate] [--baseline-nodelay] [--out FILE]
 //   (TURNOUT_BENCH_AMQP_URL, default amqp://guest:guest@127.0.0.1:5672)
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -38,7 +45,8 @@ import { BenchAppControl, SENT_HEADER, startBenchApp } from './lib/app.ts';
 import { LatencyRecorder } from './lib/latency.ts';
 import { describeMachine } from './lib/machine.ts';
 import { monoNs, paced } from './lib/pace.ts';
-import { benchPayload } from './lib/payload.ts';
+import { benchPayload, TRANSLATORS_YAML } from './lib/payload.ts';
+import { peakRssMiB } from './lib/proc.ts';
 import { childNodeArgs, runCompiled } from './lib/runtime.ts';
 import { skipUnlessReachable } from './lib/skip.ts';
 import { fmt, markdownTable } from './lib/table.ts';
@@ -102,12 +110,6 @@ interface Runner {
   /** Throws when the process under test has exited. */
   check(): void;
   stop(): Promise<void>;
-}
-
-/** Peak resident set (VmHWM) of a process, MiB. */
-function peakRssMiB(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : Number.NaN;
 }
 
 async function startBaseline(args: string[]): Promise<Runner> {
@@ -247,7 +249,7 @@ async function waitApp(control: BenchAppControl, n: number, timeoutMs: number, r
 
 interface Result {
   scenario: 'consumer' | 'router';
-  system: 'baseline' | 'turnout';
+  system: 'baseline' | 'turnout' | 'turnout-translate';
   messages: number;
   perSecond: number;
   p50Ms: number;
@@ -261,7 +263,12 @@ interface Options {
   rate: number;
   paced: number;
   concurrency: number;
+  /** The translators file of turnout-translate. */
+  translators: string;
 }
+
+/** The version the app must see on every message of a system. */
+const DELIVERED_VERSION: Record<Result['system'], string> = { baseline: '1', turnout: '1', 'turnout-translate': '2' };
 
 async function consumerCase(system: Result['system'], o: Options, rabbit: Rabbit, appUrl: string, control: BenchAppControl): Promise<Result> {
   const q = await rabbit.queue(`consumer-${system}`);
@@ -271,7 +278,10 @@ async function consumerCase(system: Result['system'], o: Options, rabbit: Rabbit
   await control.reset(prefix);
   const runner = system === 'baseline'
     ? await startBaseline(['--baseline-consumer', q, appUrl, String(o.concurrency)])
-    : await startTurnoutRunner({ TURNOUT_SOURCE: q, TURNOUT_APP_URL: appUrl, TURNOUT_DLQ: dlq, TURNOUT_CONCURRENCY: String(o.concurrency) });
+    : await startTurnoutRunner({
+      TURNOUT_SOURCE: q, TURNOUT_APP_URL: appUrl, TURNOUT_DLQ: dlq, TURNOUT_CONCURRENCY: String(o.concurrency),
+      ...(system === 'turnout-translate' ? { TURNOUT_ACCEPT: '2', TURNOUT_TRANSLATORS: o.translators } : {}),
+    });
   const problems: string[] = [];
   try {
     const t = await waitApp(control, o.messages, 600_000, runner, rabbit);
@@ -280,6 +290,8 @@ async function consumerCase(system: Result['system'], o: Options, rabbit: Rabbit
     runner.check();
     const after = await control.waitFor(o.messages);
     if (after.duplicates > 0) problems.push(`${after.duplicates} duplicates`);
+    const wrong = after.count - (after.versions[DELIVERED_VERSION[system]] ?? 0);
+    if (wrong > 0) problems.push(`${wrong} messages not delivered as version ${DELIVERED_VERSION[system]} (${JSON.stringify(after.versions)})`);
     // latency at a paced rate into the now empty queue
     const prefix2 = `${system}-paced-${randomUUID().slice(0, 6)}-`;
     await control.reset(prefix2);
@@ -384,13 +396,17 @@ async function main(): Promise<void> {
       paced: { type: 'string', default: '5000' },
       concurrency: { type: 'string', default: '16' },
       only: { type: 'string' },
+      'no-translate': { type: 'boolean', default: false },
       'baseline-nodelay': { type: 'boolean', default: false },
       out: { type: 'string' },
     },
   });
   const u = new URL(URL_);
   await skipUnlessReachable('RabbitMQ', u.hostname, Number(u.port || 5672));
-  const o: Options = { messages: Number(values.messages), rate: Number(values.rate), paced: Number(values.paced), concurrency: Number(values.concurrency) };
+  const dir = mkdtempSync(join(tmpdir(), 'turnout-bench-amqp-'));
+  const translators = join(dir, 'translators.yaml');
+  writeFileSync(translators, TRANSLATORS_YAML);
+  const o: Options = { messages: Number(values.messages), rate: Number(values.rate), paced: Number(values.paced), concurrency: Number(values.concurrency), translators };
   const rounds = Number(values.rounds);
   if (values['baseline-nodelay']) process.env.TURNOUT_BENCH_BASELINE_NODELAY = '1';
   const scenarios = (values.only ?? 'consumer,router').split(',') as Result['scenario'][];
@@ -402,9 +418,11 @@ async function main(): Promise<void> {
   try {
     for (let round = 1; round <= rounds; round++) {
       // Alternate who goes first: the machine and the broker warm up and drift.
-      const order = round % 2 ? (['baseline', 'turnout'] as const) : (['turnout', 'baseline'] as const);
+      const order: Result['system'][] = round % 2 ? ['baseline', 'turnout'] : ['turnout', 'baseline'];
       for (const scenario of scenarios) {
-        for (const system of order) {
+        // The translated case after the pair: consumer scenario only (the router never parses a body).
+        const systems = scenario === 'consumer' && !values['no-translate'] ? [...order, 'turnout-translate' as const] : order;
+        for (const system of systems) {
           for (let attempt = 1; ; attempt++) {
             try {
               const r = scenario === 'consumer' ? await consumerCase(system, o, rabbit, app.url, control) : await routerCase(system, o, rabbit);
@@ -426,6 +444,7 @@ async function main(): Promise<void> {
   } finally {
     await rabbit.close();
     await app.close();
+    rmSync(dir, { recursive: true, force: true });
   }
   const row = (r: Result, label: string, ratio: string): string[] =>
     [r.scenario, r.system, label, fmt(r.perSecond), ratio, fmt(r.p50Ms, 2), fmt(r.p99Ms, 2), fmt(r.rssMiB, 1), r.problems.length ? `INVALID: ${r.problems.join('; ')}` : 'all accounted for'];
@@ -445,6 +464,10 @@ async function main(): Promise<void> {
     const t = med('turnout');
     const ratio = t.perSecond / b.perSecond;
     rows.push(row(b, '**median**', ''), row(t, '**median**', `${fmt(ratio * 100)} %`));
+    if (results.some((r) => r.scenario === scenario && r.system === 'turnout-translate')) {
+      const tr = med('turnout-translate');
+      rows.push(row(tr, '**median**', `${fmt((tr.perSecond / b.perSecond) * 100)} % (info)`));
+    }
     verdicts.push(`${scenario}: turnout at ${fmt(ratio * 100)} % of the baseline's throughput (target >= 80 %): ${ratio >= 0.8 ? 'met' : 'NOT met'}`);
   }
   const text = [
@@ -458,6 +481,8 @@ async function main(): Promise<void> {
   ].join('\n');
   console.log(text);
   if (values.out) writeFileSync(values.out, `${text}\n`);
+  // Exit status for `npm run bench`: a missed target, or a message lost, duplicated or untranslated.
+  if (verdicts.some((v) => v.endsWith('NOT met')) || results.some((r) => r.problems.length > 0)) process.exitCode = 1;
 }
 
 // Under the image's runtime unless BENCH_RUNTIME=host (bench/lib/runtime.ts).

@@ -4,12 +4,22 @@
 // on librdkafka's mock cluster (test/kafka/mock-cluster).
 //
 //   (1) throughput: a backlog of 1 KiB messages already on an 8-partition
-//       topic, drained by a fresh consumer group; after 5 000 warm-up
-//       messages, messages/s between the first and the last delivery of the
-//       measured ones at the app. Rounds alternate baseline/turnout; the
-//       median round counts.
+//       topic, drained by a fresh consumer group; 5 000 warm-up messages
+//       first, then the measured ones. Partitions drain unevenly, so some
+//       measured messages arrive before the warm-up is over: the app tallies
+//       both by id prefix, and msg/s = measured messages delivered after the
+//       last warm-up delivery / time from it to the last measured delivery.
+//       Every measured message must arrive (any --messages works). Rounds
+//       cycle baseline / turnout / turnout-translate; the median round counts.
+//       CPU ms per 1 000 messages of the process under test over the same
+//       span (with its children: turnout's translation worker processes),
+//       and its peak RSS (VmHWM, read before it stops; the main process only).
 //   (2) latency: messages produced at a steady rate, each stamped with the
 //       producer's CLOCK_MONOTONIC; p50/p99 from produce to the app.
+//
+// turnout-translate is turnout with TURNOUT_ACCEPT=2 and the reference's
+// 1->2 step (bench/lib/payload.ts) on the same v1 messages: the app must see
+// every one as version 2.
 //
 // Both consumers get the same fetch settings (kafkajs maxWaitTimeInMs 500),
 // one POST in flight per partition (the baseline runs partitions
@@ -24,14 +34,12 @@
 //
 //   node bench/kafka.bench.ts [--rounds 3] [--messages 20000]
 //
-// Keep --messages large (the default): the run phase waits for 95 % of the
-// measured messages counted after the warm-up, and the ones that fast
-// partitions deliver during the warm-up are not counted. With a few thousand
-// messages they can exceed 5 %, and the run waits until its timeout.
-//
 // Needs the mock cluster binary: bash scripts/test-setup.d/30-kafka.sh
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
@@ -41,7 +49,8 @@ import { BenchAppControl, ID_HEADER, SENT_HEADER, startBenchApp } from './lib/ap
 import { LatencyRecorder } from './lib/latency.ts';
 import { describeMachine } from './lib/machine.ts';
 import { monoNs, paced } from './lib/pace.ts';
-import { benchPayload, VERSION_HEADER } from './lib/payload.ts';
+import { benchPayload, TRANSLATORS_YAML, VERSION_HEADER } from './lib/payload.ts';
+import { peakRssMiB, treeCpuMs } from './lib/proc.ts';
 import { childNodeArgs, cliEntryFor, runCompiled } from './lib/runtime.ts';
 import { fmt, markdownTable } from './lib/table.ts';
 
@@ -65,7 +74,10 @@ const PAYLOAD = benchPayload();
 const SCRIPT = fileURLToPath(import.meta.url);
 const CLI = cliEntryFor(import.meta.url, '../src/cli');
 
-type Case = 'baseline' | 'turnout';
+type Case = 'baseline' | 'turnout' | 'turnout-translate';
+const CASES: Case[] = ['baseline', 'turnout', 'turnout-translate'];
+/** The version the app must see on every message of a case. */
+const DELIVERED_VERSION: Record<Case, string> = { baseline: '1', turnout: '1', 'turnout-translate': '2' };
 
 // ---- the baseline: what a team writes without turnout --------------------------
 
@@ -98,10 +110,11 @@ async function baseline(brokers: string[], topic: string, group: string, appUrl:
 // ---- the parent: topics, producer, app, both consumers ---------------------------
 
 interface Running {
+  pid: number | undefined;
   stop(): Promise<void>;
 }
 
-function startCase(c: Case, cluster: MockCluster, topic: string, group: string, appUrl: string): Promise<Running> {
+function startCase(c: Case, cluster: MockCluster, topic: string, group: string, appUrl: string, translatorsFile: string): Promise<Running> {
   const child: ChildProcess = c === 'baseline'
     ? spawn(process.execPath, [...childNodeArgs(), SCRIPT, '--case', 'baseline', '--brokers', cluster.bootstrap, '--topic', topic, '--group', group, '--app', appUrl], { stdio: ['ignore', 'inherit', 'inherit'] })
     : spawn(process.execPath, [...childNodeArgs(), CLI, 'run'], {
@@ -114,6 +127,7 @@ function startCase(c: Case, cluster: MockCluster, topic: string, group: string, 
         TURNOUT_APP_URL: appUrl,
         TURNOUT_DLQ: `${topic}.dlq`,
         TURNOUT_KAFKA_IDEMPOTENT: 'false', // the mock cluster cannot start an idempotent kafkajs producer
+        ...(c === 'turnout-translate' ? { TURNOUT_ACCEPT: '2', TURNOUT_TRANSLATORS: translatorsFile } : {}),
         TURNOUT_PORT: '0',
         TURNOUT_HOST: '127.0.0.1',
         TURNOUT_LOG_LEVEL: process.env.BENCH_LOG ?? 'error',
@@ -121,6 +135,7 @@ function startCase(c: Case, cluster: MockCluster, topic: string, group: string, 
     });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   return Promise.resolve({
+    pid: child.pid,
     async stop() {
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
@@ -145,26 +160,42 @@ async function produceBacklog(producer: Producer, topic: string, prefix: string,
 
 interface Throughput {
   perSecond: number;
-  duplicates: number;
+  /** CPU ms of the process under test per 1 000 messages delivered after the warm-up. */
+  cpuPerK: number;
+  peakRssMiB: number;
+  /** Measured messages that arrived before the warm-up was over (not in the rate). */
+  early: number;
+  problems: string[];
 }
 
-async function throughputRound(c: Case, round: number, n: number, cluster: MockCluster, producer: Producer, app: BenchAppControl, appUrl: string): Promise<Throughput> {
+async function throughputRound(c: Case, round: number, n: number, cluster: MockCluster, producer: Producer, app: BenchAppControl, appUrl: string, translatorsFile: string): Promise<Throughput> {
   const topic = await cluster.newTopic(PARTITIONS, `bench-${c}-${round}`);
   await cluster.createTopic(`${topic}.dlq`, 1);
   const prefix = `${c}-${round}`;
   // A warm-up share first (JIT, connections, group join), then the measured backlog behind it.
   await produceBacklog(producer, topic, `${prefix}-warm`, WARMUP);
   await produceBacklog(producer, topic, `${prefix}-run`, n);
-  await app.reset(`${prefix}-warm-`);
-  const run = await startCase(c, cluster, topic, `g-${topic}`, appUrl);
+  // Both shares counted from the start, apart by id prefix: a measured message that overtakes the warm-up is still accounted for.
+  await app.reset(`${prefix}-`, ['warm-', 'run-']);
+  const run = await startCase(c, cluster, topic, `g-${topic}`, appUrl, translatorsFile);
+  const problems: string[] = [];
   try {
-    await app.waitFor(WARMUP, 180_000);
-    await app.reset(`${prefix}-run-`);
-    // Partitions drain unevenly: a few measured messages may have arrived before the reset.
-    const seen = await app.waitFor(Math.floor(n * 0.95), 180_000).catch((err: unknown) => {
-      throw new Error(`${(err as Error).message} (with --messages ${n}, more than 5 % may have been delivered during the warm-up and not counted; use a larger --messages)`);
-    });
-    return { perSecond: (seen.count - 1) / (Number(BigInt(seen.lastNs) - BigInt(seen.firstNs)) / 1e9), duplicates: seen.duplicates };
+    const warm = await app.waitFor(WARMUP, 180_000, 'warm-');
+    const cpu0 = treeCpuMs(run.pid);
+    const early = warm.groups['run-']?.count ?? 0;
+    const warmDoneNs = BigInt(warm.groups['warm-']?.lastNs ?? '0');
+    const seen = await app.waitFor(n, 180_000, 'run-');
+    const cpuPerK = ((treeCpuMs(run.pid) - cpu0) * 1000) / (n - early);
+    const last = BigInt(seen.groups['run-']?.lastNs ?? '0');
+    const peak = peakRssMiB(run.pid);
+    if (seen.duplicates > 0) problems.push(`${c} round ${round}: ${seen.duplicates} duplicate deliveries`);
+    if (seen.stray > 0) problems.push(`${c} round ${round}: ${seen.stray} deliveries of another round's messages`);
+    if (seen.count !== WARMUP + n) problems.push(`${c} round ${round}: ${seen.count} distinct deliveries for ${WARMUP + n} sent`);
+    const wrong = seen.count - (seen.versions[DELIVERED_VERSION[c]] ?? 0);
+    if (wrong > 0) problems.push(`${c} round ${round}: ${wrong} messages not delivered as version ${DELIVERED_VERSION[c]} (${JSON.stringify(seen.versions)})`);
+    // Too few measured messages left after the warm-up make no rate: say so rather than print noise.
+    if (n - early < 100) problems.push(`${c} round ${round}: only ${n - early} measured messages arrived after the warm-up; use a larger --messages`);
+    return { perSecond: (n - early) / (Number(last - warmDoneNs) / 1e9), cpuPerK, peakRssMiB: peak, early, problems };
   } finally {
     await run.stop();
   }
@@ -176,10 +207,10 @@ interface Latency {
   maxMs: number;
 }
 
-async function latencyRun(c: Case, cluster: MockCluster, producer: Producer, app: BenchAppControl, appUrl: string): Promise<Latency> {
+async function latencyRun(c: Case, cluster: MockCluster, producer: Producer, app: BenchAppControl, appUrl: string, translatorsFile: string): Promise<Latency> {
   const topic = await cluster.newTopic(PARTITIONS, `lat-${c}`);
   await cluster.createTopic(`${topic}.dlq`, 1);
-  const run = await startCase(c, cluster, topic, `g-${topic}`, appUrl);
+  const run = await startCase(c, cluster, topic, `g-${topic}`, appUrl, translatorsFile);
   const send = (prefix: string) => (i: number): void => {
     void producer.send({ topic, acks: -1, messages: [message(`${prefix}-${i}`, monoNs())] });
   };
@@ -212,37 +243,46 @@ async function parent(rounds: number, n: number): Promise<number> {
     .producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   const problems: string[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'turnout-bench-kafka-'));
+  const translatorsFile = join(dir, 'translators.yaml');
+  writeFileSync(translatorsFile, TRANSLATORS_YAML);
   try {
-    const tp: Record<Case, number[]> = { baseline: [], turnout: [] };
+    const tp: Record<Case, Throughput[]> = { baseline: [], turnout: [], 'turnout-translate': [] };
     for (let r = 1; r <= rounds; r++) {
-      for (const c of ['baseline', 'turnout'] as Case[]) {
-        const t = await throughputRound(c, r, n, cluster, producer, app, benchApp.url);
-        if (t.duplicates > 0) problems.push(`${c} round ${r}: ${t.duplicates} duplicate deliveries`);
-        tp[c].push(t.perSecond);
-        process.stderr.write(`round ${r} ${c}: ${fmt(t.perSecond)} msg/s\n`);
+      for (const c of CASES) {
+        const t = await throughputRound(c, r, n, cluster, producer, app, benchApp.url, translatorsFile);
+        problems.push(...t.problems);
+        tp[c].push(t);
+        process.stderr.write(`round ${r} ${c}: ${fmt(t.perSecond)} msg/s, CPU ${fmt(t.cpuPerK)} ms / 1k msg, peak RSS ${fmt(t.peakRssMiB, 1)} MiB, ${t.early} measured messages before the warm-up ended\n`);
       }
     }
     const lat: Partial<Record<Case, Latency>> = {};
-    for (const c of ['baseline', 'turnout'] as Case[]) lat[c] = await latencyRun(c, cluster, producer, app, benchApp.url);
+    for (const c of CASES) lat[c] = await latencyRun(c, cluster, producer, app, benchApp.url, translatorsFile);
 
-    const base = median(tp.baseline);
-    const turn = median(tp.turnout);
+    const rate = (c: Case): number => median(tp[c].map((t) => t.perSecond));
+    const base = rate('baseline');
+    const turn = rate('turnout');
     const ratio = turn / base;
-    const rows = (['baseline', 'turnout'] as Case[]).map((c) => [
-      c === 'baseline' ? 'kafkajs eachMessage → POST' : 'kafka → turnout → POST',
-      fmt(median(tp[c])),
-      tp[c].map((x) => fmt(x)).join(' / '),
+    const label: Record<Case, string> = { baseline: 'kafkajs eachMessage → POST', turnout: 'kafka → turnout → POST', 'turnout-translate': 'kafka → turnout (translate 1→2) → POST' };
+    const rows = CASES.map((c) => [
+      label[c],
+      fmt(rate(c)),
+      tp[c].map((x) => fmt(x.perSecond)).join(' / '),
+      c === 'baseline' ? '100 %' : `${fmt((rate(c) / base) * 100)} %`,
+      fmt(median(tp[c].map((t) => t.cpuPerK))),
+      fmt(Math.max(...tp[c].map((t) => t.peakRssMiB)), 1),
       fmt(lat[c]?.p50Ms, 1),
       fmt(lat[c]?.p99Ms, 1),
       fmt(lat[c]?.maxMs, 1),
     ]);
-    console.log(`\n${describeMachine()}; librdkafka mock cluster (1 broker), ${PARTITIONS} partitions, ${n} × 1 KiB per round, latency at ${PACE_RATE} msg/s\n`);
-    console.log(markdownTable(['path', 'msg/s (median)', 'rounds', 'p50 ms', 'p99 ms', 'max ms'], rows));
+    console.log(`\n${describeMachine()}; librdkafka mock cluster (1 broker), ${PARTITIONS} partitions, ${n} × 1 KiB per round after ${WARMUP} warm-up, latency at ${PACE_RATE} msg/s; CPU of the consumer process per 1 000 messages after the warm-up; peak RSS: its VmHWM, max over rounds\n`);
+    console.log(markdownTable(['path', 'msg/s (median)', 'rounds', 'of baseline', 'CPU ms / 1k msg', 'peak RSS MiB', 'p50 ms', 'p99 ms', 'max ms'], rows));
     const ok = ratio >= TARGET_RATIO;
     console.log(`\nturnout / baseline throughput: ${fmt(ratio * 100, 1)} % (target ≥ ${TARGET_RATIO * 100} %): ${ok ? 'met' : 'NOT met'}`);
     for (const p of problems) console.log(`problem: ${p}`);
     return ok && problems.length === 0 ? 0 : 1;
   } finally {
+    rmSync(dir, { recursive: true, force: true });
     await producer.disconnect();
     await benchApp.close();
     await cluster.stop();

@@ -5,8 +5,10 @@
 # names it: `npm run bench -- soak --minutes 5`.
 # The hostile-input campaign (bench/fuzz.bench.ts, ≥ 10 000 cases, no
 # figures) runs only when asked for by name: `npm run bench -- fuzz`.
-# FILTER keeps only the benchmarks whose name contains it (core, amqp, sqs,
-# kafka); ARGS go to each benchmark that runs. A broker benchmark that cannot
+# FILTER keeps only the benchmarks whose name contains it (core, growth,
+# amqp, sqs, kafka, move); ARGS go to each benchmark that runs. growth
+# (bench/growth.bench.ts) is a table of how CPU per message and RSS grow with
+# payload, concurrency, sources and chain length: no targets. A broker benchmark that cannot
 # reach its broker exits 3 (bench/lib/skip.ts) and is reported as skipped, not
 # failed. Exit status: 0 when every benchmark that ran met its targets.
 set -uo pipefail

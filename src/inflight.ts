@@ -18,16 +18,36 @@ export class InFlight {
     return this.active;
   }
 
-  /** Runs `work` in a slot. */
-  async run<T>(work: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `work` in a slot: at once when one is free (no promise and turn
+   * spent on waiting), else once one is. Either way the outcome reaches the
+   * caller no later than it did when every run awaited its slot.
+   */
+  run<T>(work: () => Promise<T>): Promise<T> {
     this.active++;
+    return this.slots.tryAcquire() ? this.inSlot(work) : this.afterSlot(work);
+  }
+
+  private async inSlot<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } finally {
+      this.finished();
+    }
+  }
+
+  private async afterSlot<T>(work: () => Promise<T>): Promise<T> {
     await this.slots.acquire();
     try {
       return await work();
     } finally {
-      this.slots.release();
-      if (--this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
+      this.finished();
     }
+  }
+
+  private finished(): void {
+    this.slots.release();
+    if (--this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
   /** Resolves true once nothing is in flight, false if `timeoutMs` passes first. */

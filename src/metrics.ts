@@ -40,14 +40,32 @@ export class Metrics {
   readonly draining: Gauge;
   readonly reloadFailures: Counter;
   readonly registry: Registry;
-  /** Labelled children by label values: inc({labels}) re-validates and re-hashes labels on every call. */
-  private readonly children = new Map<string, { inc(): void }>();
+  /**
+   * The per-message counters, counted here and added to prom-client's when
+   * they are read (a scrape, or get()): prom-client's inc() hashes and
+   * validates the labels on every call, its labels() children too. A tally
+   * per label set, so this holds as much as the series themselves.
+   */
+  private readonly receivedTally = new Map<string, Map<string, { n: number }>>();
+  private readonly deliveredTally = new Map<string, { n: number }>();
 
   constructor(registry: Registry, probes: Probes, options: { defaultMetrics?: boolean } = {}) {
     this.registry = registry;
     const registers = [registry];
-    this.received = new Counter({ name: 'turnout_messages_received_total', help: 'Messages consumed, by source and schema version ("invalid" when the header is not a version).', labelNames: ['source', 'version'], registers });
-    this.delivered = new Counter({ name: 'turnout_messages_delivered_total', help: 'Messages the app acknowledged with 2xx.', labelNames: ['source'], registers });
+    const receivedTally = this.receivedTally;
+    const deliveredTally = this.deliveredTally;
+    this.received = new Counter({
+      name: 'turnout_messages_received_total', help: 'Messages consumed, by source and schema version ("invalid" when the header is not a version).', labelNames: ['source', 'version'], registers,
+      collect() {
+        for (const [source, versions] of receivedTally) for (const [version, t] of versions) if (t.n > 0) (this.inc({ source, version }, t.n), (t.n = 0));
+      },
+    });
+    this.delivered = new Counter({
+      name: 'turnout_messages_delivered_total', help: 'Messages the app acknowledged with 2xx.', labelNames: ['source'], registers,
+      collect() {
+        for (const [source, t] of deliveredTally) if (t.n > 0) (this.inc({ source }, t.n), (t.n = 0));
+      },
+    });
     this.translated = new Counter({ name: 'turnout_messages_translated_total', help: 'Messages translated, by original and resulting version.', labelNames: ['from', 'to'], registers });
     this.deferred = new Counter({ name: 'turnout_messages_deferred_total', help: 'Messages returned to their source to be seen again later.', labelNames: ['source', 'version'], registers });
     this.deadLettered = new Counter({ name: 'turnout_messages_dead_lettered_total', help: 'Messages dead-lettered, by reason.', labelNames: ['source', 'reason'], registers });
@@ -80,22 +98,18 @@ export class Metrics {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
   }
 
-  /** The hot-path counters, through cached children. */
+  /** The hot-path counters: a tally read into prom-client's counter when it is collected. */
   countReceived(source: string, version: string): void {
-    this.child('r', this.received, source, version).inc();
+    let versions = this.receivedTally.get(source);
+    if (versions === undefined) this.receivedTally.set(source, (versions = new Map()));
+    const t = versions.get(version);
+    if (t === undefined) versions.set(version, { n: 1 });
+    else t.n++;
   }
 
   countDelivered(source: string): void {
-    this.child('d', this.delivered, source).inc();
-  }
-
-  private child(tag: string, counter: Counter<string>, ...values: string[]): { inc(): void } {
-    const key = `${tag}\u0000${values.join('\u0000')}`;
-    let c = this.children.get(key);
-    if (c === undefined) {
-      c = counter.labels(...values);
-      this.children.set(key, c);
-    }
-    return c;
+    const t = this.deliveredTally.get(source);
+    if (t === undefined) this.deliveredTally.set(source, { n: 1 });
+    else t.n++;
   }
 }

@@ -7,6 +7,13 @@ export class Semaphore {
     this.free = size;
   }
 
+  /** Takes a slot if one is free now, without a promise (the common case on the hot path). */
+  tryAcquire(): boolean {
+    if (this.free === 0) return false;
+    this.free--;
+    return true;
+  }
+
   acquire(): Promise<void> {
     if (this.free > 0) {
       this.free--;

@@ -6,10 +6,10 @@
 // in through its own POST /v1/publish/{queue}.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { freePort } from '../../test/support/ports.ts';
+import { peakRssMiB } from './proc.ts';
 import { cliEntryFor } from './runtime.ts';
 
 export interface CliOptions {
@@ -83,10 +83,7 @@ export async function startCli(o: CliOptions): Promise<CliProcess> {
       };
       await Promise.all(Array.from({ length: width }, worker));
     },
-    peakRssMiB() {
-      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-      return Number(m?.[1] ?? NaN) / 1024;
-    },
+    peakRssMiB: () => peakRssMiB(child.pid),
     async stop() {
       const deadLettered = await depth(o.dlq);
       await pool.close();

@@ -25,8 +25,20 @@ function prng(seed: number): () => number {
 
 const SIZE = 1024;
 
-/** A v1 order event of exactly 1 KiB. */
-export function benchDocument(seed = 20240601): Record<string, unknown> {
+/**
+ * Two more steps after 1->2, for a translation chain of three (1->2->3->4):
+ * the same kind of field move as the reference's step.
+ */
+export const STEP_2_TO_3 = '$merge([$sift($, function($v,$k){$k != "name"}), {"customer": {"name": name}}])';
+export const STEP_3_TO_4 = '$merge([$sift($, function($v,$k){$k != "tags"}), {"labels": tags}])';
+export const CHAIN_3_YAML = `"1->2": ${JSON.stringify(STEP_1_TO_2)}\n"2->3": ${JSON.stringify(STEP_2_TO_3)}\n"3->4": ${JSON.stringify(STEP_3_TO_4)}\n`;
+
+/**
+ * A v1 order event of exactly `size` bytes of JSON (1 KiB by default). A
+ * larger one has more line items, not just a longer note, so parsing and
+ * translating it costs what a real document of that size would.
+ */
+export function benchDocument(seed = 20240601, size = SIZE): Record<string, unknown> {
   const rnd = prng(seed);
   const word = (n: number): string => Array.from({ length: n }, () => String.fromCharCode(97 + Math.floor(rnd() * 26))).join('');
   const doc: Record<string, unknown> = {
@@ -46,14 +58,24 @@ export function benchDocument(seed = 20240601): Record<string, unknown> {
     tags: [word(4), word(5), word(6)],
     note: '',
   };
-  // Pad to exactly SIZE bytes of JSON.
-  const missing = SIZE - Buffer.byteLength(JSON.stringify(doc));
-  if (missing < 0) throw new Error(`bench document is ${SIZE - missing} bytes, more than ${SIZE}`);
+  // Drawn after every other field, so the 1 KiB document stays the same bytes.
+  const items = doc.items as Record<string, unknown>[];
+  let length = Buffer.byteLength(JSON.stringify(doc));
+  for (let i = items.length; size > SIZE; i++) {
+    const item = { sku: `SKU-${word(3).toUpperCase()}-${1000 + i}`, title: `${word(5)} ${word(7)}`, qty: 1 + Math.floor(rnd() * 4), price: Math.round(rnd() * 10000) / 100 };
+    const more = Buffer.byteLength(JSON.stringify(item)) + 1;
+    if (length + more > size - 64) break;
+    items.push(item);
+    length += more;
+  }
+  // Pad to exactly `size` bytes of JSON.
+  const missing = size - length;
+  if (missing < 0) throw new Error(`bench document is ${size - missing} bytes, more than ${size}`);
   doc.note = word(missing);
   return doc;
 }
 
 /** The document as the bytes a producer sends. */
-export function benchPayload(seed?: number): Buffer {
-  return Buffer.from(JSON.stringify(benchDocument(seed)));
+export function benchPayload(seed?: number, size?: number): Buffer {
+  return Buffer.from(JSON.stringify(benchDocument(seed, size)));
 }

@@ -126,6 +126,24 @@ describe('delivery: the status table, one test per row', () => {
     }
   });
 
+  test('attempts share one deadline timer: one started after an answered attempt still times out, an answered one beside it is not cut', async () => {
+    const c = new AppClient({ url: app.url, timeoutMs: 200, connections: 4 });
+    try {
+      // Answered at once: it leaves the deadline list, and the timer set for its deadline stays set.
+      assert.equal((await post(message(), c)).kind, 'delivered');
+      // Started later, so the timer fires before their deadlines and must be set again for them.
+      const slow = [message({ 'x-delay': '3000' }), message({ 'x-delay': '3000' })];
+      const t0 = performance.now();
+      const [a, b, fast] = await Promise.all([c.post(slow[0] as Message, ctx, never), c.post(slow[1] as Message, ctx, never), post(message(), c)]);
+      assert.deepEqual(a, { kind: 'retry', error: 'app did not answer within 200 ms' });
+      assert.deepEqual(b, { kind: 'retry', error: 'app did not answer within 200 ms' });
+      assert.equal(fast.kind, 'delivered');
+      assert.ok(performance.now() - t0 < 3000, 'gave up at the timeout, not when the app answered');
+    } finally {
+      await c.close();
+    }
+  });
+
   test('a timeout while waiting for a pool connection settles at the timeout; the pool stays usable', async () => {
     const one = new AppClient({ url: app.url, timeoutMs: 150, connections: 1 });
     try {
