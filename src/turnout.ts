@@ -27,7 +27,8 @@ import { Pipeline, type DrainResult } from './pipeline.ts';
 import { RouteDestination } from './route-destination.ts';
 import { loadTranslators, loadWeight, watchTranslators, watchWeight } from './reload.ts';
 import { Router } from './router.ts';
-import { TranslatorSet } from './translators.ts';
+import { logEngines, TranslatorSet } from './translators.ts';
+import { FastTranslator } from './translate/fast.ts';
 import { TranslationPool } from './translate/pool.ts';
 
 export interface TurnoutOptions {
@@ -100,6 +101,8 @@ export class Turnout {
     // With an app, consumed messages go to it (TURNOUT_BLUE/GREEN then serve /v1/publish only).
     const retry = retryPolicyOf(config);
     this.translation = new TranslationPool({ timeoutMs: config.translateTimeout, maxBytes: config.maxMessageBytes, logger });
+    // Compiled steps run in this thread within a time slice; the rest (and every failure) in the pool.
+    const fast = new FastTranslator(this.translation, { timeoutMs: config.translateTimeout, maxBytes: config.maxMessageBytes, logger });
     this.pipeline = new Pipeline({
       config,
       broker,
@@ -107,7 +110,7 @@ export class Turnout {
       destination: this.app !== undefined
         ? new AppDestination({ app: this.app, retry, metrics: this.metrics, logger })
         : new RouteDestination({ router: this.router, broker, retry }),
-      translate: (chain, payload) => this.translation.translate(chain, payload),
+      translate: fast.translate,
       metrics: this.metrics,
       logger,
     });
@@ -135,6 +138,7 @@ export class Turnout {
     const broker = options.broker ?? (await createBroker({ config, logger }));
     const turnout = new Turnout(options, broker, translators, weight);
     turnout.describe();
+    logEngines(translators.set, logger);
     turnout.port = await turnout.http.listen(config.port, config.host);
     logger.info({ port: turnout.port, host: config.host }, 'HTTP listening');
     await turnout.connect();
