@@ -238,7 +238,7 @@ const KEYS: Record<string, Set<string>> = {
   condition: new Set(['condition', 'then', 'else', 'stages']),
   block: new Set(['expressions', 'stages']),
   bind: new Set(['lhs', 'rhs']),
-  function: new Set(['procedure', 'arguments', 'stages']),
+  function: new Set(['procedure', 'arguments', 'stages', 'name']),
   lambda: new Set(['arguments', 'body', 'thunk', 'stages']),
 };
 const BINARY = new Set(['+', '-', '*', '/', '%', '=', '!=', '<', '<=', '>', '>=', '&', 'and', 'or', '..', 'in']);
@@ -253,7 +253,7 @@ function checkKeys(n: Node): void {
   const allowed = KEYS[n.type];
   if (allowed === undefined) throw new Unsupported(describe(n));
   for (const k of Object.keys(n)) {
-    if (COMMON_KEYS.has(k) || allowed.has(k)) continue;
+    if (COMMON_KEYS.has(k) || allowed.has(k) || n[k] === undefined) continue;
     throw new Unsupported(`${describe(n)} (${k === 'group' ? 'grouping' : k === 'focus' || k === 'index' || k === 'tuple' || k === 'ancestor' || k === 'seekingParent' ? '@, # or % binding' : k})`);
   }
   if (n.predicate !== undefined) for (const p of n.predicate as Node[]) if (p.type !== 'filter') throw new Unsupported(describe(n));
