@@ -20,7 +20,7 @@ export interface Native {
 export const SYNC_NATIVES = [
   'string', 'number', 'boolean', 'not', 'exists', 'uppercase', 'lowercase', 'length', 'trim',
   'substring', 'substringBefore', 'substringAfter', 'join', 'keys', 'count', 'sum', 'max', 'min',
-  'average', 'append', 'merge', 'lookup', 'type', 'reverse', 'distinct', 'abs', 'floor', 'ceil',
+  'average', 'append', 'merge', 'lookup', 'type', 'reverse', 'abs', 'floor', 'ceil',
   'round', 'power', 'sqrt', 'spread', 'pad', 'formatBase', 'error', 'assert',
 ] as const;
 
