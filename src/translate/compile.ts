@@ -245,7 +245,7 @@ const BINARY = new Set(['+', '-', '*', '/', '%', '=', '!=', '<', '<=', '>', '>='
 const HOFS = new Set<string>(HOF_NATIVES);
 
 function describe(n: Node): string {
-  const what = n.type === 'binary' || n.type === 'unary' ? `operator ${String(n.value)}` : n.type;
+  const what = n.type === 'binary' || n.type === 'unary' || n.type === 'apply' ? `operator ${String(n.value)}` : n.type;
   return `${what}${n.position !== undefined ? ` at character ${n.position}` : ''}`;
 }
 
