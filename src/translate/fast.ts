@@ -16,6 +16,16 @@
 // TURNOUT_TRANSLATE_TIMEOUT budget. A step that overruns DEMOTE_AFTER times
 // runs in the pool from then on (until the translators file is reloaded), so
 // an endless step costs the event loop a few slices, not one per message.
+// Parsing the payload and serialising the result are outside the slice but
+// proportional to the payload: payloads over FAST_MAX_PAYLOAD_BYTES go to the
+// pool without a compiled attempt (the slice bounds only the run). Measured
+// on the budget e2e test's 256 KiB object (10 155 keys, the $sift/$merge
+// step), CPU time: ~3 ms to parse, 8-13 ms to run, ~2 ms to serialise —
+// ~17 ms of main thread per message, times the messages the broker hands over
+// at once (TURNOUT_CONCURRENCY), and on a loaded machine the run alone took
+// 25-380 ms of wall time (past the slice: handed over and demoted anyway).
+// At 64 KiB it is a quarter of that; the 1 KiB messages translators are
+// made for take tens of microseconds.
 
 import { Buffer } from 'node:buffer';
 import type { Logger } from '../../lib/log.ts';
@@ -25,6 +35,8 @@ import type { PoolChain, Translate } from './pool.ts';
 
 /** How long one compiled step may hold the main thread before the pool takes over. */
 export const SLICE_MS = 25;
+/** Payloads larger than this run in the pool: their parse alone would hold the main thread for milliseconds. */
+export const FAST_MAX_PAYLOAD_BYTES = 64 * 1024;
 /** Overruns after which a compiled step runs in the pool for good. */
 export const DEMOTE_AFTER = 3;
 
@@ -48,6 +60,8 @@ export interface FastTranslatorOptions {
   maxBytes: number;
   sliceMs?: number;
   demoteAfter?: number;
+  /** Default FAST_MAX_PAYLOAD_BYTES (never above maxBytes). */
+  maxPayloadBytes?: number;
   logger?: Logger | undefined;
 }
 
@@ -59,6 +73,7 @@ export interface ReferenceRunner {
 export class FastTranslator {
   private readonly sliceMs: number;
   private readonly demoteAfter: number;
+  private readonly maxPayloadBytes: number;
   /** Overruns per compiled expression; a reload brings new expressions, so old counts fall away. */
   private readonly overruns = new WeakMap<CompiledExpression, number>();
   /** Counters for tests and diagnostics. */
@@ -72,6 +87,7 @@ export class FastTranslator {
     this.o = o;
     this.sliceMs = Math.min(o.sliceMs ?? SLICE_MS, o.timeoutMs);
     this.demoteAfter = o.demoteAfter ?? DEMOTE_AFTER;
+    this.maxPayloadBytes = Math.min(o.maxPayloadBytes ?? FAST_MAX_PAYLOAD_BYTES, o.maxBytes);
   }
 
   /** Whether the step runs compiled now (compiled at load and not demoted since). */
@@ -84,7 +100,7 @@ export class FastTranslator {
 
   private async run(chain: FastChain, payload: Buffer): Promise<Buffer> {
     const steps = chain.steps;
-    if (steps.length === 0 || !this.runsCompiled(steps[0] as FastStep) || payload.length > this.o.maxBytes) {
+    if (steps.length === 0 || !this.runsCompiled(steps[0] as FastStep) || payload.length > this.maxPayloadBytes) {
       return this.pool.translate(chain, payload);
     }
     let value = parsePayload(chain, payload);

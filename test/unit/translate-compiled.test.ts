@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 import { test } from 'node:test';
 import { compileExpression, Guard, Overrun } from '../../src/translate/compile.ts';
-import { FastTranslator } from '../../src/translate/fast.ts';
+import { FAST_MAX_PAYLOAD_BYTES, FastTranslator } from '../../src/translate/fast.ts';
 import type { PoolChain } from '../../src/translate/pool.ts';
 import { parseTranslators, TranslateError, type Chain } from '../../src/translators.ts';
 
@@ -105,4 +105,22 @@ test('a copy past TURNOUT_MAX_MESSAGE_BYTES goes to the pool, which words the to
   const fast = new FastTranslator(pool, { timeoutMs: 1000, maxBytes: 64 });
   await fast.translate(chainOf('"1->2": \'[$, $, $]\'\n', 1, 2), Buffer.from(JSON.stringify({ s: 'x'.repeat(40) })));
   assert.equal(pool.calls.length, 1);
+});
+
+test('a payload over FAST_MAX_PAYLOAD_BYTES goes to the pool without a compiled attempt (its parse alone would hold the thread)', async () => {
+  const pool = fakePool();
+  const fast = new FastTranslator(pool, { timeoutMs: 1000, maxBytes: 262_144 });
+  const chain = chainOf(DESIGN, 1, 2);
+  const fits = Buffer.from(JSON.stringify({ email: 'e@x', pad: 'x'.repeat(FAST_MAX_PAYLOAD_BYTES - 40) }));
+  assert.ok(fits.length <= FAST_MAX_PAYLOAD_BYTES);
+  await fast.translate(chain, fits);
+  assert.deepEqual([pool.calls.length, fast.stats.compiled], [0, 1]);
+  const over = Buffer.from(JSON.stringify({ email: 'e@x', pad: 'x'.repeat(FAST_MAX_PAYLOAD_BYTES) }));
+  await fast.translate(chain, over);
+  assert.deepEqual([pool.calls.length, fast.stats.compiled, fast.stats.handedOver], [1, 1, 0]);
+  assert.equal(pool.calls[0]?.payload, over.toString());
+  // Never above TURNOUT_MAX_MESSAGE_BYTES, and adjustable for tests.
+  const small = new FastTranslator(pool, { timeoutMs: 1000, maxBytes: 262_144, maxPayloadBytes: 16 });
+  await small.translate(chain, Buffer.from('{"email":"e@x","id":1}'));
+  assert.equal(pool.calls.length, 2);
 });
