@@ -57,6 +57,8 @@ export class Turnout {
   private readonly app: AppClient | undefined;
   /** Runs translations in worker processes, within TURNOUT_TRANSLATE_TIMEOUT. */
   private readonly translation: TranslationPool;
+  /** Runs compiled steps in this thread; hands the rest to `translation`. */
+  private readonly fast: FastTranslator;
   private translators: TranslatorSet;
   private readonly watches: FileWatch[] = [];
   /** File contents as loaded at start, the baselines for the reload watchers. */
@@ -102,7 +104,7 @@ export class Turnout {
     const retry = retryPolicyOf(config);
     this.translation = new TranslationPool({ timeoutMs: config.translateTimeout, maxBytes: config.maxMessageBytes, logger });
     // Compiled steps run in this thread within a time slice; the rest (and every failure) in the pool.
-    const fast = new FastTranslator(this.translation, { timeoutMs: config.translateTimeout, maxBytes: config.maxMessageBytes, logger });
+    this.fast = new FastTranslator(this.translation, { timeoutMs: config.translateTimeout, maxBytes: config.maxMessageBytes, logger });
     this.pipeline = new Pipeline({
       config,
       broker,
@@ -110,7 +112,7 @@ export class Turnout {
       destination: this.app !== undefined
         ? new AppDestination({ app: this.app, retry, metrics: this.metrics, logger })
         : new RouteDestination({ router: this.router, broker, retry }),
-      translate: fast.translate,
+      translate: this.fast.translate,
       metrics: this.metrics,
       logger,
     });
@@ -253,6 +255,11 @@ export class Turnout {
   /** Starts the translation workers now instead of on the first translated message (see TranslationPool.warm). */
   warmTranslation(): Promise<void> {
     return this.translation.warm();
+  }
+
+  /** Messages translated entirely in this thread, handed to the pool after a compiled attempt, and worker processes started (for benchmarks and diagnostics). */
+  translationStats(): { compiled: number; handedOver: number; overruns: number; workers: number } {
+    return { ...this.fast.stats, workers: this.translation.workers };
   }
 
   readiness(): { ready: boolean; reason?: string } {
