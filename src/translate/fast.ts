@@ -122,9 +122,9 @@ export class FastTranslator {
     let size: { n: number; lambdas: number };
     try {
       size = measure(value, this.o.maxBytes, guard);
-    } catch (err) {
-      if (err instanceof Overrun) return this.handOver(chain, payload);
-      throw err;
+    } catch {
+      // An overrun, or a stack overflow on a deeply nested value: the workers give the verdict.
+      return this.handOver(chain, payload);
     }
     // Functions in the result, or a copy certainly too large: the reference evaluator words the verdict.
     if (size.lambdas > 0 || size.n > this.o.maxBytes) return this.handOver(chain, payload);

@@ -124,3 +124,15 @@ test('a payload over FAST_MAX_PAYLOAD_BYTES goes to the pool without a compiled 
   await small.translate(chain, Buffer.from('{"email":"e@x","id":1}'));
   assert.equal(pool.calls.length, 2);
 });
+
+test('a deeply nested payload that overflows the stack on the compiled path goes to the pool, not up to the pipeline', async () => {
+  const pool = fakePool();
+  const fast = new FastTranslator(pool, { timeoutMs: 1000, maxBytes: 262_144, maxPayloadBytes: 262_144 });
+  // Found by the hostile-input campaign (test/fuzz/amqp.test.ts): JSON.parse takes it, a recursive walk does not.
+  const deep = Buffer.from(`{"email":"e@x","n":${'{"a":'.repeat(40_000)}1${'}'.repeat(40_000)}}`);
+  assert.ok(deep.length <= 262_144);
+  const out = await fast.translate(chainOf(DESIGN, 1, 2), deep);
+  assert.equal(out.toString(), '"from the pool"');
+  assert.equal(pool.calls.length, 1);
+  assert.equal(pool.calls[0]?.payload, deep.toString());
+});
