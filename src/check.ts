@@ -6,6 +6,7 @@ import { ConfigError } from '../config/errors.ts';
 import type { Config } from '../config/schema.ts';
 import { decide } from './gate.ts';
 import { loadTranslators } from './reload.ts';
+import { FastTranslator } from './translate/fast.ts';
 import { TranslationPool } from './translate/pool.ts';
 import { TranslatorSet, type Chain } from './translators.ts';
 import { parseVersion } from '../lib/version.ts';
@@ -48,12 +49,16 @@ export async function runCheck(config: Config, options: CheckOptions): Promise<n
   say('configuration is valid');
   say(`broker: ${config.broker.kind}   sources: ${(config.source ?? []).join(', ') || '(none)'}   accept: ${config.accept === null ? 'all' : config.accept.join(', ')}`);
   say(`translators: ${config.translators ?? '(none)'}${set.steps.length ? ` — steps ${set.stepLabels().join(', ')}` : ''}`);
+  for (const s of set.steps) {
+    say(`  step ${s.from}->${s.to}: ${s.engine === 'compiled' ? 'compiled (runs in turnout\'s thread)' : `reference evaluator (worker pool): ${s.fallback ?? ''}`}`);
+  }
   say();
   say('version  app gets');
-  // The sample runs as messages do: in a worker, within TURNOUT_TRANSLATE_TIMEOUT.
+  // The sample runs as messages do: compiled steps here, the rest in a worker, within TURNOUT_TRANSLATE_TIMEOUT.
   const pool = sample ? new TranslationPool({ timeoutMs: config.translateTimeout, maxBytes: config.maxMessageBytes }) : undefined;
+  const fast = pool ? new FastTranslator(pool, { timeoutMs: config.translateTimeout, maxBytes: config.maxMessageBytes }) : undefined;
   try {
-    return await printVersions(produced, { config, set, say, sample: sample && pool ? { bytes: sample, pool } : undefined });
+    return await printVersions(produced, { config, set, say, sample: sample && fast ? { bytes: sample, fast } : undefined });
   } finally {
     await pool?.close();
   }
@@ -63,7 +68,7 @@ interface VersionReport {
   config: Config;
   set: TranslatorSet;
   say: (line?: string) => void;
-  sample: { bytes: Buffer; pool: TranslationPool } | undefined;
+  sample: { bytes: Buffer; fast: FastTranslator } | undefined;
 }
 
 /** One line per produced version (and the sample's translation); 1 when one reaches no accepted version. */
@@ -92,7 +97,7 @@ async function printVersions(produced: number[], { config, set, say, sample }: V
     say(`v${String(v).padEnd(7)} ${line}`);
     if (chain && sample) {
       try {
-        const result = await sample.pool.translate(chain, sample.bytes);
+        const result = await sample.fast.translate(chain, sample.bytes);
         say(`         sample → ${result.toString('utf8')}`);
       } catch (err) {
         say(`         sample → ERROR: ${(err as Error).message}`);

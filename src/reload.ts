@@ -9,7 +9,7 @@ import { watchFileContent, type FileWatch } from './file-watch.ts';
 import type { Logger } from '../lib/log.ts';
 import type { Metrics } from './metrics.ts';
 import { parseWeight, type Router } from './router.ts';
-import { parseTranslators, readTranslatorsFile, TranslatorFileError, type TranslatorSet } from './translators.ts';
+import { logEngines, parseTranslators, readTranslatorsFile, TranslatorFileError, type TranslatorSet } from './translators.ts';
 
 /** The translators file as the start-up (and `turnout check`) reads it; its text is the reload baseline. */
 export function loadTranslators(file: string): { set: TranslatorSet; text: string } {
@@ -50,6 +50,7 @@ export function watchTranslators(
     }
     use(set);
     logger.info({ steps: set.stepLabels() }, 'translators reloaded');
+    logEngines(set, logger);
   }, (err) => logger.warn({ err: String(err) }, 'cannot read the translators file; the previous set stays active'));
 }
 

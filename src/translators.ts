@@ -3,11 +3,15 @@
 // (1->2->3, 3->2->1) are composed from them by shortest path and cached per
 // loaded set. Messages are translated in worker threads (translate/pool.ts),
 // which compile the same texts again; translate() here runs a chain in the
-// calling thread, without a time limit (tests, benchmarks).
+// calling thread, without a time limit (tests, benchmarks). Each step is
+// also compiled for the fast path (translate/compile.ts) when its whole
+// expression is in the compiled subset: `engine` says which runs it.
 
 import { readFileSync } from 'node:fs';
 import jsonata from 'jsonata';
 import { parse as parseYaml } from 'yaml';
+import type { Logger } from '../lib/log.ts';
+import { compileExpression, type CompiledExpression } from './translate/compile.ts';
 
 export interface Step {
   from: number;
@@ -15,6 +19,16 @@ export interface Step {
   /** The expression text, for `turnout check`. */
   text: string;
   expression: jsonata.Expression;
+  /**
+   * Which evaluator runs the step: 'compiled' (synchronous JavaScript in
+   * turnout's main thread, translate/fast.ts) or 'reference' (jsonata's
+   * evaluator in the worker pool). Shown by `turnout check` and logged at load.
+   */
+  engine: 'compiled' | 'reference';
+  /** The compiled form, when engine is 'compiled'. */
+  compiled?: CompiledExpression | undefined;
+  /** Why the step is not compiled: the first construct outside the subset. */
+  fallback?: string | undefined;
 }
 
 export interface Chain {
@@ -62,6 +76,11 @@ export class TranslatorSet {
   /** The steps as "from->to", for logs and `turnout check`. */
   stepLabels(): string[] {
     return this.steps.map((s) => `${s.from}->${s.to}`);
+  }
+
+  /** "1->2 (compiled)" per step, for `turnout check`. */
+  stepEngines(): string[] {
+    return this.steps.map((s) => `${s.from}->${s.to} (${s.engine})`);
   }
 
   /** Every version a step starts or ends at. */
@@ -149,7 +168,10 @@ export function parseTranslators(text: string, file: string): TranslatorSet {
       const e = err as { message?: string; position?: number };
       throw new TranslatorFileError(file, key, `JSONata does not compile: ${e.message ?? String(err)}${e.position !== undefined ? ` (at character ${e.position})` : ''}`);
     }
-    steps.push({ from, to, text: value, expression });
+    const c = compileExpression(value);
+    steps.push(c.ok
+      ? { from, to, text: value, expression, engine: 'compiled', compiled: c.run }
+      : { from, to, text: value, expression, engine: 'reference', fallback: c.why });
   }
   return new TranslatorSet(steps);
 }
@@ -167,4 +189,14 @@ export function readTranslatorsFile(file: string): { set: TranslatorSet; text: s
 
 export function loadTranslatorsFile(file: string): TranslatorSet {
   return readTranslatorsFile(file).set;
+}
+
+/** Logs, once per load or reload, which steps run compiled and why the others fall back to the reference evaluator. */
+export function logEngines(set: TranslatorSet, logger: Logger): void {
+  if (set.steps.length === 0) return;
+  const compiled = set.steps.filter((s) => s.engine === 'compiled').map((s) => `${s.from}->${s.to}`);
+  logger.info({ compiled, reference: set.steps.filter((s) => s.engine === 'reference').map((s) => `${s.from}->${s.to}`) }, 'translation steps loaded');
+  for (const s of set.steps) {
+    if (s.engine === 'reference') logger.info({ step: `${s.from}->${s.to}`, why: s.fallback }, 'translation step runs on the reference evaluator (worker pool), not compiled');
+  }
 }

@@ -30,7 +30,8 @@ import { Pipeline, type DrainResult } from './pipeline.ts';
 import { RouteDestination } from './route-destination.ts';
 import { loadTranslators, loadWeight, watchTranslators, watchWeight } from './reload.ts';
 import { Router } from './router.ts';
-import { TranslatorSet } from './translators.ts';
+import { logEngines, TranslatorSet } from './translators.ts';
+import { FastTranslator } from './translate/fast.ts';
 import { TranslationPool } from './translate/pool.ts';
 
 export interface TurnoutOptions {
@@ -59,6 +60,8 @@ export class Turnout {
   private readonly app: AppClient | undefined;
   /** Runs translations in worker processes, within TURNOUT_TRANSLATE_TIMEOUT. */
   private readonly translation: TranslationPool;
+  /** Runs compiled steps in this thread; hands the rest to `translation`. */
+  private readonly fast: FastTranslator;
   private translators: TranslatorSet;
   private readonly watches: FileWatch[] = [];
   /** File contents as loaded at start, the baselines for the reload watchers. */
@@ -104,6 +107,8 @@ export class Turnout {
     // With an app, consumed messages go to it (TURNOUT_BLUE/GREEN then serve /v1/publish only).
     const retry = retryPolicyOf(config);
     this.translation = new TranslationPool({ timeoutMs: config.translateTimeout, maxBytes: config.maxMessageBytes, logger });
+    // Compiled steps run in this thread within a time slice; the rest (and every failure) in the pool.
+    this.fast = new FastTranslator(this.translation, { timeoutMs: config.translateTimeout, maxBytes: config.maxMessageBytes, logger });
     this.pipeline = new Pipeline({
       config,
       broker,
@@ -111,7 +116,7 @@ export class Turnout {
       destination: this.app !== undefined
         ? new AppDestination({ app: this.app, retry, metrics: this.metrics, logger })
         : new RouteDestination({ router: this.router, broker, retry }),
-      translate: (chain, payload) => this.translation.translate(chain, payload),
+      translate: this.fast.translate,
       metrics: this.metrics,
       logger,
     });
@@ -158,6 +163,7 @@ export class Turnout {
       : undefined;
     const turnout = new Turnout({ ...options, logger }, broker, translators, weight, errors, scrub, app);
     turnout.describe();
+    logEngines(translators.set, logger);
     turnout.port = await turnout.http.listen(config.port, config.host);
     logger.info({ port: turnout.port, host: config.host }, 'HTTP listening');
     await turnout.connect();
@@ -272,6 +278,11 @@ export class Turnout {
   /** Starts the translation workers now instead of on the first translated message (see TranslationPool.warm). */
   warmTranslation(): Promise<void> {
     return this.translation.warm();
+  }
+
+  /** Messages translated entirely in this thread, handed to the pool after a compiled attempt, and worker processes started (for benchmarks and diagnostics). */
+  translationStats(): { compiled: number; handedOver: number; overruns: number; workers: number } {
+    return { ...this.fast.stats, workers: this.translation.workers };
   }
 
   readiness(): { ready: boolean; reason?: string } {

@@ -47,7 +47,7 @@ function stepsOf(info: SidecarInfo): TranslatorSet {
   const steps: Step[] = [];
   for (const label of info.translators?.steps ?? []) {
     const m = /^(\d+)->(\d+)$/.exec(label);
-    if (m) steps.push({ from: Number(m[1]), to: Number(m[2]), text: '', expression: identity });
+    if (m) steps.push({ from: Number(m[1]), to: Number(m[2]), text: '', expression: identity, engine: 'reference' });
   }
   return new TranslatorSet(steps);
 }

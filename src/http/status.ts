@@ -50,7 +50,7 @@ export interface SidecarStatus {
   inflight: number;
   latency: { count: number; p50: number | null; p99: number | null; buckets: Bucket[] };
   queues: QueueStatus[];
-  translators: { steps: { step: string; engine: string }[]; digest: string };
+  translators: { steps: { step: string; engine: 'compiled' | 'reference'; fallback?: string }[]; digest: string };
   errors: RecentError[];
 }
 
@@ -150,8 +150,8 @@ export class StatusReport {
       latency: { count, p50: quantile(0.5), p99: quantile(0.99), buckets },
       queues,
       translators: {
-        // The per-step engine comes with compiled translators; until then every step runs the reference evaluator.
-        steps: set.steps.map((s) => ({ step: `${s.from}->${s.to}`, engine: (s as { engine?: string }).engine ?? 'reference' })),
+        // As loaded: 'compiled' (turnout's main thread) or 'reference' (the worker pool, with why in `fallback`).
+        steps: set.steps.map((s) => ({ step: `${s.from}->${s.to}`, engine: s.engine, ...(s.fallback !== undefined ? { fallback: s.fallback } : {}) })),
         digest: translatorsDigest(set),
       },
       errors: this.d.errors.list(),

@@ -33,20 +33,32 @@ export interface TranslateLimits {
 
 /** Runs a payload through a chain; resolves with the translated JSON text. Throws TranslateError. */
 export async function translateToText(chain: RunnableChain, payload: Buffer, limits: TranslateLimits = {}): Promise<string> {
-  let value: unknown;
-  try {
-    value = JSON.parse(payload.toString('utf8'));
-  } catch (err) {
-    throw new TranslateError(`payload is not JSON (${jsonParseProblem(err)}); translating v${chain.from}->v${chain.to} needs JSON`);
-  }
+  let value = parsePayload(chain, payload);
   for (const step of chain.steps) {
     try {
       value = await step.expression.evaluate(value);
     } catch (err) {
       throw new TranslateError(`step ${step.from}->${step.to} failed: ${jsonataProblem(err)}`);
     }
-    if (value === undefined) throw new TranslateError(`step ${step.from}->${step.to} produced no value`);
+    if (value === undefined) throw noValue(step);
   }
+  return resultText(chain, value, limits);
+}
+
+/** The payload as JSON, or the TranslateError that says it is not JSON (the compiled path shares it). */
+export function parsePayload(chain: { from: number; to: number }, payload: Buffer): unknown {
+  try {
+    return JSON.parse(payload.toString('utf8'));
+  } catch (err) {
+    throw new TranslateError(`payload is not JSON (${jsonParseProblem(err)}); translating v${chain.from}->v${chain.to} needs JSON`);
+  }
+}
+
+/** A step's result was undefined. */
+export const noValue = (step: { from: number; to: number }): TranslateError => new TranslateError(`step ${step.from}->${step.to} produced no value`);
+
+/** The chain's result as JSON text within limits.maxBytes (the compiled path shares it). */
+export function resultText(chain: { from: number; to: number }, value: unknown, limits: TranslateLimits = {}): string {
   let text: string;
   try {
     // JSONata sequences carry a non-enumerable marker; JSON.stringify handles them as arrays.

@@ -158,6 +158,45 @@ describe('turnout check', () => {
     assert.match(r2.stdout, /sample → ERROR: payload is not JSON/);
   });
 
+  test('says which steps run compiled and which fall back to the reference evaluator, and why; the start log lists them', async () => {
+    const file = join(dir, 'engines.yaml');
+    // 1->2 and 3->4 are in the compiled subset; 2->3 uses $sort, 4->5 the ~> operator: both stay on the reference evaluator.
+    await writeFile(file, `"1->2": '$merge([$sift($, function($v,$k){$k != "email"}), {"contact": {"email": email}}])'
+"2->3": '$merge([$, {"tags": $sort(tags)}])'
+"3->4": '$merge([$, {"v": 4}])'
+"4->5": '$merge([$, {"name": name ~> $uppercase}])'
+`);
+    const sample = join(dir, 'engines-sample.json');
+    await writeFile(sample, JSON.stringify({ email: 'a@b.c', tags: ['b', 'a'], name: 'x' }));
+    const r = await runTurnout(['check', '--sample', sample], { TURNOUT_TRANSLATORS: file, TURNOUT_ACCEPT: '5' });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const engines = r.stdout.split('\n').filter((l) => /^\s+step \d+->\d+:/.test(l)).map((l) => l.trim());
+    assert.deepEqual(engines, [
+      "step 1->2: compiled (runs in turnout's thread)",
+      'step 2->3: reference evaluator (worker pool): $sort() at character 25 is outside the compiled subset',
+      "step 3->4: compiled (runs in turnout's thread)",
+      'step 4->5: reference evaluator (worker pool): operator ~> at character 27 is outside the compiled subset',
+    ]);
+    // A chain mixing both engines gives the reference evaluator's result.
+    assert.match(r.stdout, /v1\s+translate via 1->2->3->4->5/);
+    assert.match(r.stdout, /sample → \{"tags":\["a","b"\],"name":"X","contact":\{"email":"a@b\.c"\},"v":4\}/);
+
+    const t = await startTurnout({ TURNOUT_TRANSLATORS: file, TURNOUT_ACCEPT: '5' });
+    try {
+      const loaded = t.logs().filter((l) => l.msg === 'translation steps loaded');
+      assert.equal(loaded.length, 1, 'said once at start');
+      assert.deepEqual(loaded[0]?.compiled, ['1->2', '3->4']);
+      assert.deepEqual(loaded[0]?.reference, ['2->3', '4->5']);
+      const fallbacks = t.logs().filter((l) => l.msg === 'translation step runs on the reference evaluator (worker pool), not compiled');
+      assert.deepEqual(fallbacks.map((l) => [l.step, l.why]), [
+        ['2->3', '$sort() at character 25 is outside the compiled subset'],
+        ['4->5', 'operator ~> at character 27 is outside the compiled subset'],
+      ]);
+    } finally {
+      assert.equal(await t.stop(), 0);
+    }
+  });
+
   test('an invalid translators file: exit 2', async () => {
     const file = join(dir, 'bad-check.yaml');
     await writeFile(file, '- just a list\n');
