@@ -28,6 +28,20 @@ import type { Metrics } from './metrics.ts';
 import type { Translate } from './translate/pool.ts';
 import { translate, TranslateError, type Chain, type TranslatorSet } from './translators.ts';
 
+/** Longest header text an error quotes whole: a producer's value can be as long as the broker's frame. */
+const QUOTED_MAX = 64;
+
+/**
+ * A header value as an error text quotes it, cut to its first characters
+ * (the text goes into a log line and x-turnout-error for every such message).
+ */
+function quoted(raw: string): string {
+  if (raw.length <= QUOTED_MAX) return `"${raw}"`;
+  // Not between the two halves of a surrogate pair.
+  const end = /[\ud800-\udbff]/.test(raw.charAt(QUOTED_MAX - 1)) ? QUOTED_MAX - 1 : QUOTED_MAX;
+  return `"${raw.slice(0, end)}..." (${raw.length} characters)`;
+}
+
 export interface PipelineDeps {
   config: Config;
   broker: BrokerAdapter;
@@ -134,7 +148,7 @@ export class Pipeline {
     let out: Message = m;
     switch (decision.kind) {
       case 'invalid':
-        return this.deadLetter(m, 'unsupported-version', `${config.versionHeader} "${decision.raw}" is not a version (a positive whole number, v prefix allowed)`, 0);
+        return this.deadLetter(m, 'unsupported-version', `${config.versionHeader} ${quoted(decision.raw)} is not a version (a positive whole number, v prefix allowed)`, 0);
       case 'defer':
         return this.defer(m, decision.version, `no translation from v${decision.version} to an accepted version (${(config.accept ?? []).join(',')})`);
       case 'translate': {

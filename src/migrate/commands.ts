@@ -96,6 +96,9 @@ function progressLine(stream: NodeJS.WriteStream): { update(s: MoveSummary): voi
   };
 }
 
+/** --max-moves when not given (yargs' default, and the fallback should yargs leave it unset). */
+const DEFAULT_MAX_MOVES = 3;
+
 export function moveCommand(flagsFrom: FlagsFrom): CommandModule {
   return {
     command: 'move',
@@ -108,12 +111,12 @@ export function moveCommand(flagsFrom: FlagsFrom): CommandModule {
         .option('max', { type: 'number', describe: 'Move at most N messages' })
         .option('rate', { type: 'number', describe: 'Move at most N messages per second' })
         .option('dry-run', { type: 'boolean', default: false, describe: 'Count what would move (by reason, version, source); change nothing' })
-        .option('max-moves', { type: 'number', default: 3, describe: 'Skip a message already moved this often (x-turnout-moves)' }),
+        .option('max-moves', { type: 'number', default: DEFAULT_MAX_MOVES, describe: 'Skip a message already moved this often (x-turnout-moves)' }),
     handler: async (argv) => {
       const where = ((argv.where as string[] | undefined) ?? []).map(parseWhere);
       const max = positive('max', argv.max, false);
       const rate = positive('rate', argv.rate, true);
-      const maxMoves = positive('max-moves', argv['max-moves'], false) ?? 3;
+      const maxMoves = positive('max-moves', argv['max-moves'], false) ?? DEFAULT_MAX_MOVES;
       const from = String(argv.from).trim();
       const to = String(argv.to).trim();
       if (from === '') throw new ConfigError('--from must name a queue', '--from');

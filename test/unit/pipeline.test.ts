@@ -332,6 +332,18 @@ describe('pipeline: dead-lettering', () => {
     assert.equal(await h.metric('turnout_messages_dead_lettered_total', { reason: 'unsupported-version' }), 2);
   });
 
+  test('a 58 KiB version header is quoted by its first 64 characters and its length', async () => {
+    const h = await harness({});
+    const raw = 'h'.repeat(58_108);
+    const ids = await h.send(1, () => ({ headers: { 'x-schema-version': raw } }));
+    await settled(h);
+    const { tally, dlq } = account(h);
+    assertEach(tally, ids, 'dlq');
+    assert.equal(dlq[0]?.headers['x-turnout-dlq-reason'], 'unsupported-version');
+    assert.equal(dlq[0]?.headers['x-schema-version'], raw, 'the copy keeps the header as it came');
+    assert.match(dlq[0]?.headers['x-turnout-error'] ?? '', /^x-schema-version "h{64}\.\.\." \(58108 characters\) is not a version/);
+  });
+
   test('too large → DLQ too-large; exactly the limit passes', async () => {
     const h = await harness({ maxMessageBytes: '10' });
     const [big] = await h.send(1, () => ({ payload: Buffer.alloc(11, 'a') }));

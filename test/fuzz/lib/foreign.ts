@@ -5,9 +5,10 @@
 // and payloads of every size, including over the limit.
 
 import fc from 'fast-check';
-import * as amqp from 'amqplib';
+import type * as amqp from 'amqplib';
 import { answer, payload } from './cases.ts';
 import type { View } from './oracle.ts';
+import { ReopeningConfirmChannel } from '../../integration/amqp/rabbit.ts';
 
 export type Field = string | number | boolean | null | Buffer | Field[] | { [k: string]: Field };
 
@@ -125,41 +126,17 @@ export function foreignView(c: ForeignCase, id: string): View {
 
 /** A plain amqplib producer with confirms; what amqplib itself cannot encode is reported, not thrown. */
 export class ForeignProducer {
-  private conn: amqp.ChannelModel | undefined;
-  private ch: amqp.ConfirmChannel | undefined;
-  private readonly url: string;
+  private readonly channel: ReopeningConfirmChannel;
   constructor(url: string) {
-    this.url = url;
-  }
-
-  private async channel(): Promise<amqp.ConfirmChannel> {
-    if (this.ch) return this.ch;
-    if (!this.conn) {
-      const conn = await amqp.connect(this.url);
-      conn.on('error', () => {});
-      // RabbitMQ closes the connection on some frames it will not take (541 INTERNAL_ERROR): start afresh.
-      conn.on('close', () => {
-        if (this.conn === conn) {
-          this.conn = undefined;
-          this.ch = undefined;
-        }
-      });
-      this.conn = conn;
-    }
-    const ch = await this.conn.createConfirmChannel();
-    ch.on('error', () => {});
-    ch.on('close', () => {
-      if (this.ch === ch) this.ch = undefined;
-    });
-    this.ch = ch;
-    return ch;
+    // RabbitMQ closes the connection on some frames it will not take (541 INTERNAL_ERROR): the channel starts afresh.
+    this.channel = new ReopeningConfirmChannel(url);
   }
 
   /** 'sent' after the broker's confirm; otherwise why the producer could not send it. */
   async publish(queue: string, id: string, c: ForeignCase): Promise<'sent' | string> {
     let ch: amqp.ConfirmChannel;
     try {
-      ch = await this.channel();
+      ch = await this.channel.get();
     } catch (err) {
       throw new Error(`the foreign producer cannot reach RabbitMQ: ${(err as Error).message}`);
     }
@@ -171,12 +148,12 @@ export class ForeignProducer {
       });
       return 'sent';
     } catch (err) {
-      this.ch = undefined;
+      this.channel.drop();
       return `producer refused: ${(err as Error).message.slice(0, 80)}`;
     }
   }
 
-  async close(): Promise<void> {
-    await this.conn?.close().catch(() => {});
+  close(): Promise<void> {
+    return this.channel.close();
   }
 }

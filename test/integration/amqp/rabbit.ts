@@ -102,29 +102,42 @@ export async function connectedBroker(over: Partial<AmqpOptions> = {}): Promise<
 }
 
 /**
- * A plain amqplib producer for fault tests: publishes persistent messages
- * with confirms and, while RabbitMQ is away, retries the same message id
- * until it is confirmed (so a lost confirm may leave a duplicate, as with
- * any at-least-once producer).
+ * A confirm channel that is opened again once RabbitMQ closed it or its
+ * connection (a restart, a frame it would not take): the reconnect logic of
+ * every test-side producer. A connection whose channel died is kept; one on
+ * which no channel opens is dropped, so the next call connects afresh.
  */
-export class RetryingProducer {
+export class ReopeningConfirmChannel {
   private conn: amqp.ChannelModel | undefined;
   private ch: amqp.ConfirmChannel | undefined;
-  /** Publishes that had to be retried (the broker was away or the confirm was lost). */
-  retries = 0;
+  private readonly url: string;
 
-  private async channel(): Promise<amqp.ConfirmChannel> {
+  constructor(url = AMQP_URL) {
+    this.url = url;
+  }
+
+  async get(): Promise<amqp.ConfirmChannel> {
     if (this.ch) return this.ch;
-    const conn = await amqp.connect(AMQP_URL);
-    conn.on('error', () => {});
-    conn.on('close', () => {
-      if (this.conn === conn) {
-        this.conn = undefined;
-        this.ch = undefined;
-      }
-    });
-    this.conn = conn;
-    const ch = await conn.createConfirmChannel();
+    if (!this.conn) {
+      const conn = await amqp.connect(this.url);
+      conn.on('error', () => {});
+      conn.on('close', () => {
+        if (this.conn === conn) {
+          this.conn = undefined;
+          this.ch = undefined;
+        }
+      });
+      this.conn = conn;
+    }
+    const conn = this.conn;
+    let ch: amqp.ConfirmChannel;
+    try {
+      ch = await conn.createConfirmChannel();
+    } catch (err) {
+      if (this.conn === conn) this.conn = undefined;
+      await conn.close().catch(() => {});
+      throw err;
+    }
     ch.on('error', () => {});
     ch.on('close', () => {
       if (this.ch === ch) this.ch = undefined;
@@ -133,22 +146,49 @@ export class RetryingProducer {
     return ch;
   }
 
+  /** Closes and forgets the channel after a failed publish (it is usually closing already): the next get() opens another. */
+  drop(): void {
+    const ch = this.ch;
+    this.ch = undefined;
+    ch?.close().catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    const conn = this.conn;
+    this.conn = undefined;
+    this.ch = undefined;
+    await conn?.close().catch(() => {});
+  }
+}
+
+/**
+ * A plain amqplib producer for fault tests: publishes persistent messages
+ * with confirms and, while RabbitMQ is away, retries the same message id
+ * until it is confirmed (so a lost confirm may leave a duplicate, as with
+ * any at-least-once producer).
+ */
+export class RetryingProducer {
+  private readonly channel = new ReopeningConfirmChannel();
+  /** Publishes that had to be retried (the broker was away or the confirm was lost). */
+  retries = 0;
+
   async publish(queue: string, id: string, body: Buffer, headers: Record<string, string> = {}): Promise<void> {
     for (;;) {
       try {
-        const ch = await this.channel();
+        const ch = await this.channel.get();
         await new Promise<void>((resolve, reject) => {
           ch.sendToQueue(queue, body, { persistent: true, messageId: id, headers, contentType: 'application/json' }, (err: unknown) => (err ? reject(err) : resolve()));
         });
         return;
       } catch {
         this.retries++;
+        this.channel.drop();
         await new Promise((r) => setTimeout(r, 200));
       }
     }
   }
 
-  async close(): Promise<void> {
-    await this.conn?.close().catch(() => {});
+  close(): Promise<void> {
+    return this.channel.close();
   }
 }
