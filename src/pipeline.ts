@@ -23,6 +23,7 @@ import type { Destination, SendContext, Verdict } from './destination.ts';
 import { decide } from './gate.ts';
 import { headerValue, setHeader } from '../lib/headers.ts';
 import { InFlight } from './inflight.ts';
+import { UnexpectedFailures } from './unexpected.ts';
 import type { Logger } from '../lib/log.ts';
 import type { Metrics } from './metrics.ts';
 import type { Translate } from './translate/pool.ts';
@@ -75,6 +76,7 @@ export class Pipeline {
   private readonly metrics: Metrics;
   private readonly logger: Logger;
   private readonly inFlight: InFlight;
+  private readonly failures = new UnexpectedFailures();
   private readonly subscriptions: Subscription[] = [];
   /** Aborts deliveries and backoff sleeps at the drain deadline. */
   private readonly abort = new AbortController();
@@ -129,11 +131,28 @@ export class Pipeline {
         if (this.abort.signal.aborted) return this.release(m, 'drain deadline passed before it started');
         return await this.process(m);
       } catch (err) {
-        // A bug, not a verdict on the message: keep it.
-        this.logger.error({ err, id: m.id, source: m.source }, 'unexpected error; message goes back to the broker');
-        return { kind: 'release' };
+        return this.unexpected(m, err);
       }
     });
+  }
+
+  /** A bug, not a verdict on the message: back to the broker after a pause, dead-lettered once it keeps failing (unexpected.ts). */
+  private async unexpected(m: Received, err: unknown): Promise<Disposition> {
+    const n = this.failures.record(m.id);
+    const log = { err, id: m.id, source: m.source, failures: n };
+    try {
+      if (n >= this.config.maxAttempts) {
+        this.failures.forget(m.id);
+        this.logger.error(log, `unexpected error, ${n} times on this message (TURNOUT_MAX_ATTEMPTS); dead-lettering it so that it cannot hold its queue`);
+        const what = (err instanceof Error ? `${err.name}: ${err.message}` : String(err)).slice(0, 200);
+        return await this.deadLetter(m, 'max-attempts', `turnout failed on this message ${n} times (unexpected error: ${what})`, n);
+      }
+      this.logger.error(log, 'unexpected error; message goes back to the broker');
+      await sleep(backoffDelay(n, Math.max(this.config.retryBackoff, 100)), this.abort.signal);
+    } catch (again) {
+      this.logger.error({ err: again, id: m.id }, 'unexpected error while handling an unexpected error; message goes back to the broker');
+    }
+    return { kind: 'release' };
   }
 
   private async process(m: Received): Promise<Disposition> {

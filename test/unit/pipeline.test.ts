@@ -15,6 +15,7 @@ import { AppClient } from '../../src/delivery.ts';
 import { retryPolicyOf } from '../../src/destination.ts';
 import { createLogger } from '../../lib/log.ts';
 import { Metrics } from '../../src/metrics.ts';
+import type { Translate } from '../../src/translate/pool.ts';
 import { Pipeline } from '../../src/pipeline.ts';
 import { RouteDestination } from '../../src/route-destination.ts';
 import { bucketOf, colorOf, Router } from '../../src/router.ts';
@@ -55,7 +56,7 @@ afterEach(async () => {
 
 async function harness(
   flags: FlagValues,
-  options: { behave?: (d: Delivery) => Answer | Promise<Answer>; translators?: string; consumer?: boolean; start?: boolean } = {},
+  options: { behave?: (d: Delivery) => Answer | Promise<Answer>; translators?: string; consumer?: boolean; start?: boolean; translate?: Translate } = {},
 ): Promise<Harness> {
   const consumer = options.consumer ?? true;
   const app = consumer ? await startApp(options.behave ?? (() => 200)) : undefined;
@@ -96,6 +97,7 @@ async function harness(
       : new RouteDestination({ router, broker, retry }),
     metrics,
     logger,
+    ...(options.translate !== undefined ? { translate: options.translate } : {}),
   });
   pipelineRef = pipeline;
   cleanups.push(async () => {
@@ -479,6 +481,26 @@ describe('pipeline: dead-lettering', () => {
     assert.equal(await h.metric('turnout_messages_deferred_total', { source: 'in', version: '2' }), 4);
     assert.equal(await h.metric('turnout_messages_delivered_total'), 4);
     assert.equal(await h.metric('turnout_messages_dead_lettered_total'), 0);
+  });
+
+  test('an unexpected error (a bug, not a verdict) → released (after a pause), then dead-lettered max-attempts after TURNOUT_MAX_ATTEMPTS tries, not redelivered for ever', async () => {
+    let calls = 0;
+    const buggy: Translate = async () => {
+      calls++;
+      throw new TypeError('cannot read properties of undefined');
+    };
+    const h = await harness({ maxAttempts: '3', retryBackoff: '10', accept: '2' }, { translators: `"1->2": '$'\n`, translate: buggy });
+    const [ok] = await h.send(1, () => ({ headers: { 'x-schema-version': '2' } }));
+    const [bad] = await h.send(1, () => ({ headers: { 'x-schema-version': '1' } }));
+    await settled(h);
+    const { tally, dlq } = account(h);
+    assert.deepEqual(tally.placesOf(ok ?? ''), { app: 1 });
+    assert.deepEqual(tally.placesOf(bad ?? ''), { dlq: 1 });
+    assert.equal(calls, 3, 'tried TURNOUT_MAX_ATTEMPTS times, then dead-lettered');
+    assert.equal(dlq[0]?.headers['x-turnout-dlq-reason'], 'max-attempts');
+    assert.match(dlq[0]?.headers['x-turnout-error'] ?? '', /turnout failed on this message 3 times \(unexpected error: TypeError: cannot read properties of undefined\)/);
+    assert.equal(dlq[0]?.payload.toString(), JSON.stringify({ n: 0, email: 'u0@example.com' }), 'the original payload');
+    assert.deepEqual(h.handlerErrors, []);
   });
 
   test('DLQ publish failure → the message is released, not lost, and dead-lettered once the DLQ is back', async () => {
