@@ -125,10 +125,16 @@ async function main(output: Output): Promise<void> {
             .option('messages', { type: 'number', default: 600, describe: 'Messages the producer sends' })
             .option('rate', { type: 'number', default: 150, describe: 'Messages per second' })
             .option('rollout', { type: 'boolean', default: false, describe: 'Let turnout rollout ramp the weight, judging green from its metrics' })
-            .option('failing-green', { type: 'boolean', default: false, describe: 'With --rollout: a green release that fails 20 % of customers (rolled back)' }),
+            .option('failing-green', { type: 'boolean', default: false, describe: 'With --rollout: a green release that fails 20 % of customers (rolled back)' })
+            .option('hold', { type: 'boolean', default: false, describe: 'After the summary, keep the status pages up until Ctrl-C (SIGINT/SIGTERM)' }),
         async (argv) => {
           const { runDemo } = await import('./demo/demo.ts');
-          process.exitCode = await runDemo({ messages: argv.messages, rate: argv.rate, out: process.stdout, rollout: argv.rollout, failingGreen: argv['failing-green'] });
+          const hold = argv.hold
+            ? new Promise<void>((resolve) => {
+              for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => resolve());
+            })
+            : undefined;
+          process.exitCode = await runDemo({ messages: argv.messages, rate: argv.rate, out: process.stdout, rollout: argv.rollout, failingGreen: argv['failing-green'], ...(hold ? { hold } : {}) });
         },
       )
       .command(

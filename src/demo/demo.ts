@@ -33,6 +33,8 @@ export interface DemoOptions {
   rollout?: boolean;
   /** With rollout: a green release that fails the orders of 20 % of customers. */
   failingGreen?: boolean;
+  /** After the summary, keep every process and its status page up until this resolves (Ctrl-C). */
+  hold?: Promise<void>;
 }
 
 const STEP_1_TO_2 = '$merge([$sift($, function($v,$k){$k != "email"}), {"contact": {"email": email}}])';
@@ -82,6 +84,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const page = (port: number): string => `http://127.0.0.1:${port}/`;
   if (rollout) say(`  watch it live: ${page(rollout.run.port)} (the rollout controller; admin token ${DEMO_TOKEN})`);
   else say(`  watch it live: ${page(router.turnout.port)} (the router)`);
+  if (!options.hold) say('  (the demo takes seconds; --hold keeps the pages up afterwards, --rate 30 slows it down to watch)');
   say(`  status pages: router ${page(router.turnout.port)} · blue ${page(blue.turnout.port)} · green ${page(green.turnout.port)}`);
   say();
 
@@ -193,6 +196,10 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     for (const c of st.checks) say(`    check ${c.name}: ${c.value ?? 'no data'} (max ${c.max ?? '-'}) ${c.result}`);
   }
   say();
+  if (options.hold) {
+    say('  the status pages stay up (--hold): press Ctrl-C to end');
+    await options.hold;
+  }
 
   if (rollout) {
     rollout.run.controller.stop();

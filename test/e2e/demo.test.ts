@@ -3,7 +3,9 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { runTurnout } from '../support/process.ts';
+import { spawn } from 'node:child_process';
+import { CLI, cleanEnv, runTurnout } from '../support/process.ts';
+import { waitFor } from '../support/wait.ts';
 
 test('turnout demo: ramp, version switch, poison messages, and lost = 0', async () => {
   const r = await runTurnout(['demo', '--messages', '300', '--rate', '300'], {}, 60_000);
@@ -60,4 +62,25 @@ test('turnout demo --rollout --failing-green: rolled back at the first judged st
   assert.equal(rowOf(r.stdout, 'delivered more than once'), 0);
   assert.ok(rowOf(r.stdout, 'green failures handed to blue') > 0, "green's failures fell back to blue");
   assert.equal(rowOf(r.stdout, 'delivered to blue (v1 app)') + rowOf(r.stdout, 'delivered to green (v2 app)') + rowOf(r.stdout, 'dead-lettered (orders.dead)'), rowOf(r.stdout, 'produced'));
+});
+
+test('turnout demo --hold: after the summary the status pages stay up until SIGINT, then it exits 0', async () => {
+  const child = spawn(process.execPath, [CLI, 'demo', '--hold', '--messages', '100', '--rate', '300'], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    await waitFor('the hold line', () => out.includes('press Ctrl-C to end'), 60_000, 50);
+    const url = /watch it live: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out)?.[1];
+    assert.ok(url, out);
+    assert.equal(rowOf(out, 'lost'), 0);
+    const page = await fetch(url);
+    assert.equal(page.status, 200, 'the page is served after the summary');
+    assert.match(await page.text(), /<html/i);
+    child.kill('SIGINT');
+    assert.equal(await exited, 0, out);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
 });

@@ -43,7 +43,7 @@ export function runTurnout(args: string[], env: Record<string, string> = {}, tim
 }
 
 /** The parent's environment without TURNOUT_* (tests say exactly what they set). */
-function cleanEnv(): Record<string, string> {
+export function cleanEnv(): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('TURNOUT_') && v !== undefined) env[k] = v;
   return env;
