@@ -208,8 +208,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
     if (this.settled) controller.abort(new Error('delivery attempt already ended (timeout or drain)'));
+    else this.controller = controller;
   }
 
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
@@ -259,13 +259,19 @@ class Attempt implements Dispatcher.DispatchHandler {
   /** Ends the attempt from outside (timeout, drain) and aborts the request if it has started. */
   private stop(result: AttemptResult): void {
     if (this.settled) return;
+    const controller = this.controller;
     this.settle(result);
-    this.controller?.abort(new Error(result.kind === 'aborted' ? 'drain deadline passed' : `no answer within ${this.timeoutMs} ms`));
+    controller?.abort(new Error(result.kind === 'aborted' ? 'drain deadline passed' : `no answer within ${this.timeoutMs} ms`));
   }
 
   private settle(result: AttemptResult): void {
     if (this.settled) return;
     this.settled = true;
+    // Let go of undici's controller at once: held until the attempt itself is
+    // collected, it kept each request's objects alive through scavenges
+    // (core bench, pass-through: 2.3 KB promoted per message, 14 full GCs per
+    // 43 000 messages; without it ~0.8 KB and 5).
+    this.controller = undefined;
     this.deadlines.remove(this);
     this.onSettled?.();
     this.resolve(result);
