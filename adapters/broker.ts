@@ -51,6 +51,12 @@ export interface Message {
 
 /** A consumed message. */
 export interface Received extends Message {
+  /**
+   * Read-only for the handler: copy them to change them (the pipeline does).
+   * The embedded broker hands out its stored copy's headers, frozen, rather
+   * than a copy per hand-out.
+   */
+  readonly headers: Readonly<Record<string, string>>;
   /** The queue/topic it was consumed from. */
   source: string;
   /** The broker says this copy may have been handed out before (at-least-once). */

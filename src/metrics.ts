@@ -2,7 +2,8 @@
 // caller gives: Turnout makes one per sidecar unless handed one (the demo
 // gives one per pipeline, tests their own). No global registry.
 
-import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
+import { Counter, Gauge, collectDefaultMetrics, type Registry } from 'prom-client';
+import { TalliedHistogram } from './histogram.ts';
 
 /** Every metric turnout itself exports (besides the default process metrics). */
 export const METRIC_NAMES = [
@@ -33,7 +34,8 @@ export class Metrics {
   readonly deferred: Counter<'source' | 'version'>;
   readonly deadLettered: Counter<'source' | 'reason'>;
   readonly routed: Counter<'color'>;
-  readonly deliveryDuration: Histogram;
+  /** Observed on every attempt: see histogram.ts. */
+  readonly deliveryDuration: TalliedHistogram;
   readonly inflight: Gauge;
   readonly greenWeight: Gauge;
   readonly brokerUp: Gauge;
@@ -70,7 +72,7 @@ export class Metrics {
     this.deferred = new Counter({ name: 'turnout_messages_deferred_total', help: 'Messages returned to their source to be seen again later.', labelNames: ['source', 'version'], registers });
     this.deadLettered = new Counter({ name: 'turnout_messages_dead_lettered_total', help: 'Messages dead-lettered, by reason.', labelNames: ['source', 'reason'], registers });
     this.routed = new Counter({ name: 'turnout_messages_routed_total', help: 'Messages published to the blue or green target.', labelNames: ['color'], registers });
-    this.deliveryDuration = new Histogram({
+    this.deliveryDuration = new TalliedHistogram({
       name: 'turnout_delivery_duration_seconds',
       help: 'Time of one delivery attempt to the app.',
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900],

@@ -17,7 +17,7 @@ import {
   type SweepOptions,
 } from '../broker.ts';
 import { capabilities } from './capabilities.ts';
-import { MemoryQueue } from './queue.ts';
+import { MemoryQueue, stored } from './queue.ts';
 import { MemorySweep } from './sweep.ts';
 
 export function create(ctx: AdapterContext): MemoryBroker {
@@ -83,7 +83,7 @@ export class MemoryBroker implements BrokerAdapter {
     const fault = this.publishFault?.(queue, message);
     if (fault) throw fault;
     const q = this.queue(queue);
-    q.ready.push({ message: { ...message, headers: { ...message.headers } }, redelivered: false });
+    q.ready.push({ message: stored(message), redelivered: false });
     q.pump();
   }
 

@@ -1,13 +1,30 @@
 // One queue of the embedded broker: ready messages, delayed ones (deferrals),
 // and the subscriptions it hands them to, round-robin within their prefetch.
 
-import type { Disposition, Handler, Message, Subscription } from '../broker.ts';
-import { invoke, received } from '../handler.ts';
+import type { Disposition, Handler, Message, Received, Subscription } from '../broker.ts';
+import { invoke } from '../handler.ts';
 import { Fifo } from './fifo.ts';
 
 export interface Item {
+  /** Its headers are frozen (stored()): nobody can change what a redelivery hands out. */
   message: Message;
   redelivered: boolean;
+}
+
+/**
+ * The copy a queue keeps of a published message: made once, its headers
+ * frozen, so neither the publisher (after publish) nor a handler (given the
+ * same headers object, see consumed()) can change the stored message. It
+ * replaced two copies per message (one at publish, one per hand-out); the
+ * payload Buffer is shared, as it always was.
+ */
+export function stored(message: Message, headers: Record<string, string> = message.headers): Message {
+  return { ...message, headers: Object.freeze({ ...headers }) };
+}
+
+/** A stored message as a handler gets it: a new object, sharing the stored (frozen) headers. */
+export function consumed(message: Message, source: string, redelivered: boolean): Received {
+  return { ...message, source, redelivered };
 }
 
 export class MemorySubscription implements Subscription {
@@ -98,7 +115,7 @@ export class MemoryQueue {
   private dispatch(subscription: MemorySubscription, item: Item): void {
     subscription.taken();
     this.inflight++;
-    void invoke(subscription.handler, received(item.message, this.name, item.redelivered), (err) => this.onError(err), (disposition) =>
+    void invoke(subscription.handler, consumed(item.message, this.name, item.redelivered), (err) => this.onError(err), (disposition) =>
       this.settle(subscription, item, disposition),
     );
   }
@@ -110,7 +127,7 @@ export class MemoryQueue {
       case 'ack':
         break;
       case 'defer':
-        this.delay({ message: { ...item.message, headers: disposition.headers }, redelivered: false }, disposition.delayMs);
+        this.delay({ message: stored(item.message, disposition.headers), redelivered: false }, disposition.delayMs);
         break;
       case 'reject':
         // nativeDeadLetter is false: the pipeline never asks. Keep the message rather than drop it.

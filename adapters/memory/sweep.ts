@@ -3,15 +3,14 @@
 // is held aside and put back at the head, in its original order, on close.
 
 import { BrokerError, type Message, type Sweep, type SweepDisposition, type Taken } from '../broker.ts';
-import { received } from '../handler.ts';
-import type { Item, MemoryQueue } from './queue.ts';
+import { consumed, type Item, type MemoryQueue } from './queue.ts';
 
 class MemoryTaken implements Taken {
   readonly message;
   readonly item: Item;
   constructor(item: Item, source: string) {
     this.item = item;
-    this.message = received(item.message, source, item.redelivered);
+    this.message = consumed(item.message, source, item.redelivered);
   }
 }
 
