@@ -78,21 +78,44 @@ interface Focus {
   createSequence: typeof createSequence;
 }
 const FOCUS: Focus = { environment: undefined, input: undefined, options: undefined, createSequence };
-const focusOf = (input: unknown): Focus => ({ ...FOCUS, input });
+const focusOf = (input: unknown): Focus => ({ environment: undefined, input, options: undefined, createSequence });
 
+/**
+ * A scope: names and values in two parallel arrays (frames hold a handful of
+ * names, and a lambda call makes one per call: cheaper than a Map). A lambda
+ * frame shares its names array with the lambda; bind() copies it first.
+ */
 class Frame {
-  private readonly vars = new Map<string, unknown>();
+  private names: string[];
+  private readonly values: unknown[];
+  private shared: boolean;
   readonly parent: Frame | undefined;
   readonly guard: Guard;
-  constructor(parent: Frame | undefined, guard: Guard) {
+  constructor(parent: Frame | undefined, guard: Guard, names: string[] = [], values: unknown[] = [], shared = false) {
     this.parent = parent;
     this.guard = guard;
+    this.names = names;
+    this.values = values;
+    this.shared = shared;
   }
   bind(name: string, value: unknown): void {
-    this.vars.set(name, value);
+    const i = this.names.indexOf(name);
+    if (i >= 0) {
+      this.values[i] = value;
+      return;
+    }
+    if (this.shared) {
+      this.names = this.names.slice();
+      this.shared = false;
+    }
+    this.names.push(name);
+    this.values.push(value);
   }
   lookup(name: string): unknown {
-    for (let f: Frame | undefined = this; f !== undefined; f = f.parent) if (f.vars.has(name)) return f.vars.get(name);
+    for (let f: Frame | undefined = this; f !== undefined; f = f.parent) {
+      const i = f.names.indexOf(name);
+      if (i >= 0) return f.values[i];
+    }
     return NATIVES.get(name);
   }
 }
@@ -105,6 +128,9 @@ interface Lambda {
   input: unknown;
   environment: Frame;
   arguments: { value: string }[];
+  /** The distinct parameter names, and for each the index of the argument it gets (the last of equal names). */
+  names: string[];
+  slots: number[];
   signature: undefined;
   thunk?: true;
   body: Code;
@@ -113,7 +139,7 @@ interface Lambda {
   apply: (self: unknown, args: unknown[]) => unknown;
 }
 
-type HostClosure = ((...params: unknown[]) => unknown) & { arity: number };
+type HostClosure = ((...params: unknown[]) => unknown) & { arity: number; target?: unknown; frame?: Frame };
 
 interface Node {
   type: string;
@@ -202,22 +228,51 @@ function isDeepEqual(l: unknown, r: unknown, g: Guard): boolean {
  * object many times). `lambdas` counts functions met (JSON cannot hold them).
  */
 export function measure(v: unknown, limit: number, g: Guard, seen = { n: 0, lambdas: 0 }): { n: number; lambdas: number } {
-  if (seen.n > limit) return seen;
-  g.tick();
-  if (typeof v === 'string') seen.n += v.length + 2;
-  else if (typeof v === 'number' || typeof v === 'boolean' || v === null) seen.n += 1;
-  else if (typeof v === 'function' || isLambda(v) || isNative(v)) seen.lambdas++;
-  else if (Array.isArray(v)) {
-    seen.n += 1 + v.length;
-    for (const x of v) if (seen.n <= limit) measure(x, limit, g, seen);
-  } else if (typeof v === 'object') {
-    for (const [k, x] of Object.entries(v)) {
-      if (seen.n > limit) break;
-      seen.n += k.length + 3;
-      measure(x, limit, g, seen);
-    }
-  }
+  if (seen.n <= limit) measureInto(v, limit, g, seen);
   return seen;
+}
+
+// Runs once per value of every compiled result: a switch on typeof and indexed loops, no per-object entry arrays.
+function measureInto(v: unknown, limit: number, g: Guard, seen: { n: number; lambdas: number }): void {
+  g.tick();
+  switch (typeof v) {
+    case 'string':
+      seen.n += v.length + 2;
+      return;
+    case 'number':
+    case 'boolean':
+      seen.n += 1;
+      return;
+    case 'function':
+      seen.lambdas++;
+      return;
+    case 'object': {
+      if (v === null) {
+        seen.n += 1;
+        return;
+      }
+      if (Array.isArray(v)) {
+        seen.n += 1 + v.length;
+        for (let i = 0; i < v.length && seen.n <= limit; i++) measureInto(v[i], limit, g, seen);
+        return;
+      }
+      if (isLambda(v) || isNative(v)) {
+        seen.lambdas++;
+        return;
+      }
+      const o = v as Record<string, unknown>;
+      const keys = Object.keys(o);
+      for (let i = 0; i < keys.length && seen.n <= limit; i++) {
+        const k = keys[i] as string;
+        seen.n += k.length + 3;
+        measureInto(o[k], limit, g, seen);
+      }
+      return;
+    }
+    default:
+      // undefined, symbol, bigint: JSON.stringify leaves them out (and cannot come from compiled code but undefined).
+      return;
+  }
 }
 
 // ---- the compiler ----
@@ -576,6 +631,17 @@ function compileUnary(n: Node): Code {
   }
 }
 
+/**
+ * result[key] = value on a plain object, except that "__proto__" becomes an
+ * own property (as on the null-prototype objects this path built before)
+ * instead of setting the prototype. Plain objects, not Object.create(null):
+ * V8 keeps those in dictionary mode, slower to fill, copy and stringify.
+ */
+function setOwn(result: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(result, key, { value, enumerable: true, writable: true, configurable: true });
+  else result[key] = value;
+}
+
 function compileObject(n: Node): Code {
   const pairs = (n.lhs as Node[][]).map(([k, v]) => ({ key: compileNode(k as Node), value: compileNode(v as Node) }));
   const append = native('append').implementation;
@@ -600,11 +666,11 @@ function compileObject(n: Node): Code {
         }
       }
     }
-    const result: Record<string, unknown> = Object.create(null);
+    const result: Record<string, unknown> = {};
     for (const key of Object.keys(groups)) {
       const entry = groups[key] as { data: unknown; exprIndex: number };
       const value = (pairs[entry.exprIndex] as { value: Code }).value(entry.data, frame);
-      if (value !== undefined) result[key] = value;
+      if (value !== undefined) setOwn(result, key, value);
     }
     return result;
   };
@@ -621,15 +687,32 @@ function compileLambda(n: Node): Code {
     return (input, frame) => makeLambda(input, frame, [], () => undefined, { procedure, args });
   }
   const body = compileNode(n.body as Node);
-  return (input, frame) => makeLambda(input, frame, params as { value: string }[], body, undefined);
+  const slots = paramSlots(params as { value: string }[]);
+  return (input, frame) => makeLambda(input, frame, params as { value: string }[], body, undefined, slots);
 }
 
-function makeLambda(input: unknown, frame: Frame, params: { value: string }[], body: Code, tail: Lambda['tail']): Lambda {
+function paramSlots(params: { value: string }[]): { names: string[]; slots: number[] } {
+  const names: string[] = [];
+  const slots: number[] = [];
+  params.forEach((p, i) => {
+    const at = names.indexOf(p.value);
+    if (at >= 0) slots[at] = i;
+    else {
+      names.push(p.value);
+      slots.push(i);
+    }
+  });
+  return { names, slots };
+}
+
+function makeLambda(input: unknown, frame: Frame, params: { value: string }[], body: Code, tail: Lambda['tail'], slots = paramSlots(params)): Lambda {
   const lambda: Lambda = {
     _jsonata_lambda: true,
     input,
     environment: frame,
     arguments: params,
+    names: slots.names,
+    slots: slots.slots,
     signature: undefined,
     body,
     apply: (_self, args) => apply(lambda, args, input, frame),
@@ -659,6 +742,8 @@ function compileCall(n: Node): Code {
       if (isFunction(v)) {
         const closure = ((...params: unknown[]) => apply(v, params, null, frame)) as HostClosure;
         closure.arity = arityOf(v);
+        closure.target = v;
+        closure.frame = frame;
         evaluated.push(closure);
       } else {
         evaluated.push(v);
@@ -692,15 +777,16 @@ function applyInner(proc: unknown, args: unknown[], input: unknown, frame: Frame
     if (sig !== undefined) validated = sig.validate(args, input);
   }
   if (isLambda(proc)) {
-    const env = new Frame(proc.environment, g);
-    proc.arguments.forEach((p, i) => env.bind(p.value, validated[i]));
-    return proc.body(proc.input, env);
+    const slots = proc.slots;
+    const values = new Array<unknown>(slots.length);
+    for (let i = 0; i < slots.length; i++) values[i] = validated[slots[i] as number];
+    return proc.body(proc.input, new Frame(proc.environment, g, proc.names, values, true));
   }
   if (isNative(proc)) {
-    const name = nameOf(proc);
-    if (name !== undefined && HOFS.has(name)) return g.size(hof(name, validated, input, g));
+    const name = HOF_NAMES.get(proc);
+    if (name !== undefined) return g.size(hof(name, validated, input, g));
     const pre = precheck.get(proc);
-    pre?.(validated, g);
+    if (pre !== undefined) pre(validated, g);
     const result = proc.implementation.apply(focusOf(input), validated);
     if (result instanceof Promise) throw new Overrun('an asynchronous native');
     return g.size(result);
@@ -709,8 +795,8 @@ function applyInner(proc: unknown, args: unknown[], input: unknown, frame: Frame
   throw { code: 'T1006' };
 }
 
-const NAMES = new Map<Native, string>([...NATIVES].map(([k, v]) => [v, k]));
-const nameOf = (n: Native): string | undefined => NAMES.get(n);
+/** The natives compiled code runs its own synchronous versions of, by object. */
+const HOF_NAMES = new Map<Native, string>([...NATIVES].filter(([k]) => HOFS.has(k)).map(([k, v]) => [v, k]));
 
 /** Checks before natives whose output could outgrow the caps before any check after them. */
 const precheck = new Map<Native, (args: unknown[], g: Guard) => void>([
@@ -733,7 +819,12 @@ const precheck = new Map<Native, (args: unknown[], g: Guard) => void>([
 
 /** Calls a function value as jsonata's HOFs do (func.apply(this, args)): a native object has no apply (TypeError). */
 function callFn(f: unknown, args: unknown[]): unknown {
-  if (typeof f === 'function') return (f as (...a: unknown[]) => unknown)(...args);
+  if (typeof f === 'function') {
+    const c = f as HostClosure;
+    // One of compileCall's closures: what calling it would do, without spreading the arguments.
+    if (c.frame !== undefined) return apply(c.target, args, null, c.frame);
+    return c(...args);
+  }
   if (isLambda(f)) return f.apply(FOCUS, args);
   throw new TypeError('func.apply is not a function');
 }
@@ -772,12 +863,16 @@ function hof(name: string, args: unknown[], _input: unknown, g: Guard): unknown 
     }
     case 'sift': {
       const obj = arg as Record<string, unknown>;
-      const result: Record<string, unknown> = Object.create(null);
+      const result: Record<string, unknown> = {};
+      let kept = 0;
       for (const key of typeof obj === 'object' && obj !== null ? Object.keys(obj) : []) {
         g.tick();
-        if (boolean(callFn(func, hofArgs(func, obj[key], key, obj)), g)) result[key] = obj[key];
+        if (boolean(callFn(func, hofArgs(func, obj[key], key, obj)), g)) {
+          setOwn(result, key, obj[key]);
+          kept++;
+        }
       }
-      return Object.keys(result).length === 0 ? undefined : result;
+      return kept === 0 ? undefined : result;
     }
     default: { // each
       const obj = arg as Record<string, unknown>;
