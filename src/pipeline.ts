@@ -21,7 +21,7 @@ import { backoffDelay, sleep } from '../lib/backoff.ts';
 import { DEFERRALS_HEADER, deadLetterMessage, withoutOwnHeaders, type DeadLetterReason } from './deadletter.ts';
 import type { Destination, SendContext, Verdict } from './destination.ts';
 import { decide } from './gate.ts';
-import { headerValue, setHeader } from '../lib/headers.ts';
+import { headerValue, setHeader, withTwoHeaders } from '../lib/headers.ts';
 import { InFlight } from './inflight.ts';
 import type { Logger } from '../lib/log.ts';
 import type { Metrics } from './metrics.ts';
@@ -160,9 +160,7 @@ export class Pipeline {
           throw err;
         }
         metrics.translated.inc({ from: String(decision.chain.from), to: String(decision.chain.to) });
-        const headers = { ...m.headers };
-        setHeader(headers, config.versionHeader, String(decision.chain.to));
-        setHeader(headers, 'x-turnout-translated-from', String(decision.chain.from));
+        const headers = withTwoHeaders(m.headers, config.versionHeader, String(decision.chain.to), 'x-turnout-translated-from', String(decision.chain.from));
         out = { ...m, payload, contentType: 'application/json', headers };
         break;
       }

@@ -320,6 +320,22 @@ function compileNode(n: Node): Code {
   const core = compileCore(n);
   const predicates = ((n.predicate ?? []) as Node[]).map((p) => compileFilter(p.expr as Node));
   const keepArray = n.keepArray === true;
+  // A literal is its value (never a sequence) and calls nothing: no depth to count, nothing to flatten.
+  if (predicates.length === 0 && (n.type === 'string' || n.type === 'number' || n.type === 'value')) return core;
+  if (predicates.length === 0) {
+    return (input, frame) => {
+      const g = frame.guard;
+      if (++g.depth > g.maxDepth) throw new Overrun('expression nesting too deep');
+      let r = core(input, frame);
+      if (r && isSeq(r) && !r.tupleStream) {
+        if (keepArray) r.keepSingleton = true;
+        if (r.length === 0) r = undefined;
+        else if (r.length === 1) r = r.keepSingleton ? r : r[0];
+      }
+      g.depth--;
+      return r;
+    };
+  }
   return (input, frame) => {
     const g = frame.guard;
     if (++g.depth > g.maxDepth) throw new Overrun('expression nesting too deep');
