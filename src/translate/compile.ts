@@ -624,16 +624,17 @@ function compileUnary(n: Node): Code {
     case '[': {
       const items = (n.expressions as Node[]).map((e) => ({ code: compileNode(e), nested: e.value === '[' }));
       const cons = n.consarray === true;
-      const append = native('append').implementation;
       return (input, frame) => {
         const g = frame.guard;
-        let result: unknown[] = [];
+        const result: unknown[] = [];
         for (const item of items) {
           g.tick();
           const v = item.code(input, frame);
           if (v === undefined) continue;
-          if (item.nested) result.push(v);
-          else result = append.call(FOCUS, result, v) as unknown[];
+          // jsonata's append(result, v) is result.concat(v): v's items if an array, else v; pushed onto this
+          // fresh array instead of two new arrays per item.
+          if (item.nested || !Array.isArray(v)) result.push(v);
+          else for (let i = 0; i < v.length; i++) result.push(v[i]);
           g.size(result);
         }
         if (cons) Object.defineProperty(result, 'cons', { enumerable: false, configurable: false, value: true });
@@ -645,6 +646,18 @@ function compileUnary(n: Node): Code {
     default:
       throw new Unsupported(describe(n));
   }
+}
+
+/** The keys of an object constructor when each is a distinct string literal (not the two jsonata refuses). */
+function literalKeys(lhs: Node[][]): string[] | undefined {
+  const keys: string[] = [];
+  for (const [k] of lhs) {
+    const key = (k as Node).value;
+    if ((k as Node).type !== 'string' || (k as Node).predicate !== undefined || (k as Node).stages !== undefined || typeof key !== 'string') return undefined;
+    if (key === '_jsonata_lambda' || key === '_jsonata_function' || keys.includes(key)) return undefined;
+    keys.push(key);
+  }
+  return keys;
 }
 
 /**
@@ -661,7 +674,21 @@ function setOwn(result: Record<string, unknown>, key: string, value: unknown): v
 function compileObject(n: Node): Code {
   const pairs = (n.lhs as Node[][]).map(([k, v]) => ({ key: compileNode(k as Node), value: compileNode(v as Node) }));
   const append = native('append').implementation;
+  const literal = literalKeys(n.lhs as Node[][]);
   return (input, frame) => {
+    if (literal !== undefined && !Array.isArray(input)) {
+      // Distinct literal keys over one item: every group is that item under its own key. The values run in
+      // the pairs' order instead of the groups' (integer-like keys first); only which of two errors is thrown
+      // could differ, and any error hands the step to the reference evaluator.
+      const g = frame.guard;
+      const result: Record<string, unknown> = {};
+      for (let p = 0; p < pairs.length; p++) {
+        g.tick();
+        const value = (pairs[p] as { value: Code }).value(input, frame);
+        if (value !== undefined) setOwn(result, literal[p] as string, value);
+      }
+      return result;
+    }
     const g = frame.guard;
     const groups: Record<string, { data: unknown; exprIndex: number }> = Object.create(null);
     const seq: unknown[] = Array.isArray(input) ? input : createSequence(input);
