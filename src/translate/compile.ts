@@ -130,7 +130,8 @@ interface Lambda {
   arguments: { value: string }[];
   /** The distinct parameter names, and for each the index of the argument it gets (the last of equal names). */
   names: string[];
-  slots: number[];
+  /** undefined when argument i goes to names[i] (no repeated parameter name). */
+  slots: number[] | undefined;
   signature: undefined;
   thunk?: true;
   body: Code;
@@ -734,7 +735,7 @@ function compileLambda(n: Node): Code {
   return (input, frame) => makeLambda(input, frame, params as { value: string }[], body, undefined, slots);
 }
 
-function paramSlots(params: { value: string }[]): { names: string[]; slots: number[] } {
+function paramSlots(params: { value: string }[]): { names: string[]; slots: number[] | undefined } {
   const names: string[] = [];
   const slots: number[] = [];
   params.forEach((p, i) => {
@@ -745,7 +746,8 @@ function paramSlots(params: { value: string }[]): { names: string[]; slots: numb
       slots.push(i);
     }
   });
-  return { names, slots };
+  // Distinct names: name i takes argument i, so a call's argument array is the frame's values as it is.
+  return { names, slots: slots.every((at, i) => at === i) ? undefined : slots };
 }
 
 function makeLambda(input: unknown, frame: Frame, params: { value: string }[], body: Code, tail: Lambda['tail'], slots = paramSlots(params)): Lambda {
@@ -821,8 +823,12 @@ function applyInner(proc: unknown, args: unknown[], input: unknown, frame: Frame
   }
   if (isLambda(proc)) {
     const slots = proc.slots;
-    const values = new Array<unknown>(slots.length);
-    for (let i = 0; i < slots.length; i++) values[i] = validated[slots[i] as number];
+    // The argument array is fresh (built for this call) and a lambda's frame is never bound into: it can be the values.
+    let values = validated;
+    if (slots !== undefined) {
+      values = new Array<unknown>(slots.length);
+      for (let i = 0; i < slots.length; i++) values[i] = validated[slots[i] as number];
+    }
     return proc.body(proc.input, new Frame(proc.environment, g, proc.names, values, true));
   }
   if (isNative(proc)) {
@@ -872,8 +878,8 @@ function callFn(f: unknown, args: unknown[]): unknown {
   throw new TypeError('func.apply is not a function');
 }
 
-function hofArgs(f: unknown, a: unknown, b: unknown, c: unknown): unknown[] {
-  const n = arityOf(f);
+/** The arguments a HOF passes (as many as the function's arity takes); `n` is that arity, found at the first item. */
+function hofArgs(n: number, a: unknown, b: unknown, c: unknown): unknown[] {
   const args = [a];
   if (n >= 2) args.push(b);
   if (n >= 3) args.push(c);
@@ -882,6 +888,7 @@ function hofArgs(f: unknown, a: unknown, b: unknown, c: unknown): unknown[] {
 
 function hof(name: string, args: unknown[], _input: unknown, g: Guard): unknown {
   const [arg, func] = args;
+  let n: number | undefined;
   switch (name) {
     case 'map': {
       if (arg === undefined) return undefined;
@@ -889,7 +896,7 @@ function hof(name: string, args: unknown[], _input: unknown, g: Guard): unknown 
       const result = createSequence();
       for (let i = 0; i < arr.length; i++) {
         g.tick();
-        const res = callFn(func, hofArgs(func, arr[i], i, arr));
+        const res = callFn(func, hofArgs((n ??= arityOf(func)), arr[i], i, arr));
         if (res !== undefined) result.push(res);
       }
       return result;
@@ -900,7 +907,7 @@ function hof(name: string, args: unknown[], _input: unknown, g: Guard): unknown 
       const result = createSequence();
       for (let i = 0; i < arr.length; i++) {
         g.tick();
-        if (boolean(callFn(func, hofArgs(func, arr[i], i, arr)), g)) result.push(arr[i]);
+        if (boolean(callFn(func, hofArgs((n ??= arityOf(func)), arr[i], i, arr)), g)) result.push(arr[i]);
       }
       return result;
     }
@@ -910,7 +917,7 @@ function hof(name: string, args: unknown[], _input: unknown, g: Guard): unknown 
       let kept = 0;
       for (const key of typeof obj === 'object' && obj !== null ? Object.keys(obj) : []) {
         g.tick();
-        if (boolean(callFn(func, hofArgs(func, obj[key], key, obj)), g)) {
+        if (boolean(callFn(func, hofArgs((n ??= arityOf(func)), obj[key], key, obj)), g)) {
           setOwn(result, key, obj[key]);
           kept++;
         }
@@ -922,7 +929,7 @@ function hof(name: string, args: unknown[], _input: unknown, g: Guard): unknown 
       const result = createSequence();
       for (const key of typeof obj === 'object' && obj !== null ? Object.keys(obj) : []) {
         g.tick();
-        const v = callFn(func, hofArgs(func, obj[key], key, obj));
+        const v = callFn(func, hofArgs((n ??= arityOf(func)), obj[key], key, obj));
         if (v !== undefined) result.push(v);
       }
       return result;

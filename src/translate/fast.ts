@@ -115,9 +115,10 @@ export class FastTranslator {
     }
     let value = parsePayload(chain, payload);
     let i = 0;
+    let guard = this.guard();
     for (; i < steps.length && this.runsCompiled(steps[i] as FastStep); i++) {
       const step = steps[i] as FastStep;
-      const guard = this.guard();
+      if (i > 0) guard = this.guard();
       let out: unknown;
       try {
         out = (step.compiled as CompiledExpression)(value, guard);
@@ -128,7 +129,7 @@ export class FastTranslator {
       if (out === undefined) throw noValue(step);
       value = out;
     }
-    const guard = this.guard();
+    // Measured within the last step's slice (what is left of it): one clock read less per message.
     let size: { n: number; lambdas: number };
     try {
       size = measure(value, this.o.maxBytes, guard);
