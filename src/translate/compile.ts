@@ -819,7 +819,10 @@ function applyInner(proc: unknown, args: unknown[], input: unknown, frame: Frame
   let validated = args;
   if (proc) {
     const sig = (proc as { signature?: Native['signature'] }).signature;
-    if (sig !== undefined) validated = sig.validate(args, input);
+    if (sig !== undefined) {
+      const quick = QUICK_VALIDATE.get(proc as Native);
+      validated = (quick !== undefined ? quick(args) : undefined) ?? sig.validate(args, input);
+    }
   }
   if (isLambda(proc)) {
     const slots = proc.slots;
@@ -846,6 +849,31 @@ function applyInner(proc: unknown, args: unknown[], input: unknown, frame: Frame
 
 /** The natives compiled code runs its own synchronous versions of, by object. */
 const HOF_NAMES = new Map<Native, string>([...NATIVES].filter(([k]) => HOFS.has(k)).map(([k, v]) => [v, k]));
+
+/** jsonata's signature symbol "o": an object that is not an array, null or (by jsonata's isFunction) a function. */
+const isObjectSymbol = (v: unknown): boolean =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && (v as Native)._jsonata_function !== true && (v as Lambda)._jsonata_lambda !== true;
+const isFunctionSymbol = (v: unknown): boolean => isFunction(v);
+
+/**
+ * What jsonata's signature validator returns, for the argument shapes the
+ * common translation steps pass ($merge of an array of objects, $sift of an
+ * object and a function): the arguments as they are. undefined for any other
+ * shape, which the validator itself then checks (and words the error of).
+ * test/unit/translate-compiled.test.ts compares these with the validator.
+ */
+export const QUICK_VALIDATE = new Map<Native, (args: unknown[]) => unknown[] | undefined>([
+  // <a<o>:o>: an array whose items are all objects passes unchanged.
+  [native('merge'), (args) => {
+    if (args.length !== 1) return undefined;
+    const a = args[0];
+    if (!Array.isArray(a)) return undefined;
+    for (let i = 0; i < a.length; i++) if (!isObjectSymbol(a[i])) return undefined;
+    return args;
+  }],
+  // <o-f?:o>: an object and a function pass unchanged.
+  [NATIVES.get('sift') as Native, (args) => (args.length === 2 && isObjectSymbol(args[0]) && isFunctionSymbol(args[1]) ? args : undefined)],
+]);
 
 /** Checks before natives whose output could outgrow the caps before any check after them. */
 const precheck = new Map<Native, (args: unknown[], g: Guard) => void>([

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 import { test } from 'node:test';
-import { compileExpression, Guard, Overrun } from '../../src/translate/compile.ts';
+import { compileExpression, Guard, Overrun, QUICK_VALIDATE } from '../../src/translate/compile.ts';
+import { NATIVES } from '../../src/translate/builtins.ts';
 import { FAST_MAX_PAYLOAD_BYTES, FastTranslator } from '../../src/translate/fast.ts';
 import type { PoolChain } from '../../src/translate/pool.ts';
 import { parseTranslators, TranslateError, type Chain } from '../../src/translators.ts';
@@ -26,6 +27,32 @@ const chainOf = (text: string, from: number, to: number): Chain => {
   assert.ok(c);
   return c;
 };
+
+test('the quick signature checks give what jsonata\'s validator gives, for every shape they accept', () => {
+  const fn = Object.assign(() => 1, { arity: 2 });
+  const values: unknown[] = [{}, { a: 1 }, [], [{}], [{}, { b: [] }], [{}, 1], [1], [null], [[{}]], [{ _jsonata_lambda: true }], [fn],
+    null, 1, 's', true, undefined, { _jsonata_lambda: true }, { _jsonata_function: true }, fn];
+  const argLists: unknown[][] = [[]];
+  for (const a of values) {
+    argLists.push([a]);
+    for (const b of values) argLists.push([a, b]);
+  }
+  let quick = 0;
+  for (const name of ['merge', 'sift']) {
+    const native = NATIVES.get(name);
+    assert.ok(native?.signature);
+    const check = QUICK_VALIDATE.get(native);
+    assert.ok(check, `$${name} has a quick check`);
+    for (const args of argLists) {
+      const got = check(args);
+      if (got === undefined) continue;
+      quick++;
+      assert.deepEqual(got, native.signature.validate(args, undefined), `$${name} of ${args.length} arguments`);
+    }
+  }
+  // $merge of the three arrays of objects ([] too); $sift of one of the two objects and one of the three functions.
+  assert.equal(quick, 9);
+});
 
 test('steps in the subset are compiled; the others name the first construct outside it', () => {
   const set = parseTranslators(DESIGN, 't.yaml');
