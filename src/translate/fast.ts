@@ -98,7 +98,7 @@ export class FastTranslator {
     return step.engine === 'compiled' && c !== undefined && (this.overruns.get(c) ?? 0) < this.demoteAfter;
   }
 
-  // Not an async function: the compiled path settles its one promise at once, with no extra microtask hop.
+  // Not an async function: a compiled answer is returned as it is, a failure as a rejection.
   readonly translate: Translate = (chain, payload) => {
     try {
       return this.run(chain as FastChain, payload);
@@ -108,7 +108,7 @@ export class FastTranslator {
   };
 
   /** Throws a TranslateError for the verdicts the compiled path gives itself (translate() makes it a rejection). */
-  private run(chain: FastChain, payload: Buffer): Promise<Buffer> {
+  private run(chain: FastChain, payload: Buffer): Promise<Buffer> | Buffer {
     const steps = chain.steps;
     if (steps.length === 0 || !this.runsCompiled(steps[0] as FastStep) || payload.length > this.maxPayloadBytes) {
       return this.pool.translate(chain, payload);
@@ -141,7 +141,7 @@ export class FastTranslator {
     if (size.lambdas > 0 || size.n > this.o.maxBytes) return this.handOver(chain, payload);
     if (i === steps.length) {
       this.stats.compiled++;
-      return Promise.resolve(resultBytes(chain, value, this.limits));
+      return resultBytes(chain, value, this.limits);
     }
     // A top-level sequence would reach the next step unlike a JSON array (no singleton wrapping): run it all there.
     if (Array.isArray(value) && (value as { sequence?: boolean }).sequence === true) return this.handOver(chain, payload);

@@ -90,7 +90,9 @@ test('the guard caps built sequences and strings, and depth', () => {
 test('a compiled chain answers in this thread; a reference step and everything after it go to the pool', async () => {
   const pool = fakePool();
   const fast = new FastTranslator(pool, { timeoutMs: 1000, maxBytes: 262_144 });
-  const out = await fast.translate(chainOf(DESIGN, 1, 2), Buffer.from('{"email":"e@x","id":1}'));
+  const out = fast.translate(chainOf(DESIGN, 1, 2), Buffer.from('{"email":"e@x","id":1}'));
+  // The answer itself, not a promise of it: the pipeline takes it without a microtask hop.
+  assert.ok(Buffer.isBuffer(out));
   assert.deepEqual(JSON.parse(out.toString()), { id: 1, contact: { email: 'e@x' } });
   assert.equal(pool.calls.length, 0);
   assert.equal(fast.stats.compiled, 1);
@@ -123,8 +125,10 @@ test('failures and overruns go to the pool from the original payload; a step tha
 
 test('verdicts the fast path gives itself are word for word the workers\'', async () => {
   const fast = new FastTranslator(fakePool(), { timeoutMs: 1000, maxBytes: 64 });
-  await assert.rejects(fast.translate(chainOf('"1->2": \'a\'\n', 1, 2), Buffer.from('nope')), (e: unknown) => e instanceof TranslateError && /^payload is not JSON/.test(e.message));
-  await assert.rejects(fast.translate(chainOf('"1->2": \'a\'\n', 1, 2), Buffer.from('{}')), (e: unknown) => e instanceof TranslateError && e.message === 'step 1->2 produced no value');
+  const notJson = fast.translate(chainOf('"1->2": \'a\'\n', 1, 2), Buffer.from('nope'));
+  assert.ok(notJson instanceof Promise, 'a failure is a rejection, never a synchronous throw');
+  await assert.rejects(notJson, (e: unknown) => e instanceof TranslateError && /^payload is not JSON/.test(e.message));
+  await assert.rejects(async () => fast.translate(chainOf('"1->2": \'a\'\n', 1, 2), Buffer.from('{}')), (e: unknown) => e instanceof TranslateError && e.message === 'step 1->2 produced no value');
 });
 
 test('a copy past TURNOUT_MAX_MESSAGE_BYTES goes to the pool, which words the too-large verdict', async () => {
