@@ -61,6 +61,12 @@ export class TranslatorSet {
   readonly steps: readonly Step[];
   private readonly edges = new Map<number, Step[]>();
   private readonly cache = new Map<string, Chain | null>();
+  /**
+   * The same answers by the accept list's identity (the config's one array),
+   * so a translated message costs no cache-key string; equal lists still
+   * share their chains through `cache`.
+   */
+  private readonly byAccept = new WeakMap<readonly number[], Map<number, Chain | null>>();
 
   constructor(steps: Step[]) {
     this.steps = steps;
@@ -95,6 +101,17 @@ export class TranslatorSet {
    * higher version), or null when none is reachable.
    */
   chainFor(from: number, accept: readonly number[]): Chain | null {
+    let known = this.byAccept.get(accept);
+    const quick = known?.get(from);
+    if (quick !== undefined) return quick;
+    const chain = this.chainByKey(from, accept);
+    if (known === undefined) this.byAccept.set(accept, (known = new Map()));
+    // Only for accept lists that do not change afterwards: the config's are frozen in practice, a caller's copy is fresh.
+    known.set(from, chain);
+    return chain;
+  }
+
+  private chainByKey(from: number, accept: readonly number[]): Chain | null {
     const cacheKey = `${from}:${accept.join(',')}`;
     const hit = this.cache.get(cacheKey);
     if (hit !== undefined) return hit;

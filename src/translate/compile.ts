@@ -78,21 +78,44 @@ interface Focus {
   createSequence: typeof createSequence;
 }
 const FOCUS: Focus = { environment: undefined, input: undefined, options: undefined, createSequence };
-const focusOf = (input: unknown): Focus => ({ ...FOCUS, input });
+const focusOf = (input: unknown): Focus => ({ environment: undefined, input, options: undefined, createSequence });
 
+/**
+ * A scope: names and values in two parallel arrays (frames hold a handful of
+ * names, and a lambda call makes one per call: cheaper than a Map). A lambda
+ * frame shares its names array with the lambda; bind() copies it first.
+ */
 class Frame {
-  private readonly vars = new Map<string, unknown>();
+  private names: string[];
+  private readonly values: unknown[];
+  private shared: boolean;
   readonly parent: Frame | undefined;
   readonly guard: Guard;
-  constructor(parent: Frame | undefined, guard: Guard) {
+  constructor(parent: Frame | undefined, guard: Guard, names: string[] = [], values: unknown[] = [], shared = false) {
     this.parent = parent;
     this.guard = guard;
+    this.names = names;
+    this.values = values;
+    this.shared = shared;
   }
   bind(name: string, value: unknown): void {
-    this.vars.set(name, value);
+    const i = this.names.indexOf(name);
+    if (i >= 0) {
+      this.values[i] = value;
+      return;
+    }
+    if (this.shared) {
+      this.names = this.names.slice();
+      this.shared = false;
+    }
+    this.names.push(name);
+    this.values.push(value);
   }
   lookup(name: string): unknown {
-    for (let f: Frame | undefined = this; f !== undefined; f = f.parent) if (f.vars.has(name)) return f.vars.get(name);
+    for (let f: Frame | undefined = this; f !== undefined; f = f.parent) {
+      const i = f.names.indexOf(name);
+      if (i >= 0) return f.values[i];
+    }
     return NATIVES.get(name);
   }
 }
@@ -105,6 +128,10 @@ interface Lambda {
   input: unknown;
   environment: Frame;
   arguments: { value: string }[];
+  /** The distinct parameter names, and for each the index of the argument it gets (the last of equal names). */
+  names: string[];
+  /** undefined when argument i goes to names[i] (no repeated parameter name). */
+  slots: number[] | undefined;
   signature: undefined;
   thunk?: true;
   body: Code;
@@ -113,7 +140,7 @@ interface Lambda {
   apply: (self: unknown, args: unknown[]) => unknown;
 }
 
-type HostClosure = ((...params: unknown[]) => unknown) & { arity: number };
+type HostClosure = ((...params: unknown[]) => unknown) & { arity: number; target?: unknown; frame?: Frame };
 
 interface Node {
   type: string;
@@ -202,22 +229,51 @@ function isDeepEqual(l: unknown, r: unknown, g: Guard): boolean {
  * object many times). `lambdas` counts functions met (JSON cannot hold them).
  */
 export function measure(v: unknown, limit: number, g: Guard, seen = { n: 0, lambdas: 0 }): { n: number; lambdas: number } {
-  if (seen.n > limit) return seen;
-  g.tick();
-  if (typeof v === 'string') seen.n += v.length + 2;
-  else if (typeof v === 'number' || typeof v === 'boolean' || v === null) seen.n += 1;
-  else if (typeof v === 'function' || isLambda(v) || isNative(v)) seen.lambdas++;
-  else if (Array.isArray(v)) {
-    seen.n += 1 + v.length;
-    for (const x of v) if (seen.n <= limit) measure(x, limit, g, seen);
-  } else if (typeof v === 'object') {
-    for (const [k, x] of Object.entries(v)) {
-      if (seen.n > limit) break;
-      seen.n += k.length + 3;
-      measure(x, limit, g, seen);
-    }
-  }
+  if (seen.n <= limit) measureInto(v, limit, g, seen);
   return seen;
+}
+
+// Runs once per value of every compiled result: a switch on typeof and indexed loops, no per-object entry arrays.
+function measureInto(v: unknown, limit: number, g: Guard, seen: { n: number; lambdas: number }): void {
+  g.tick();
+  switch (typeof v) {
+    case 'string':
+      seen.n += v.length + 2;
+      return;
+    case 'number':
+    case 'boolean':
+      seen.n += 1;
+      return;
+    case 'function':
+      seen.lambdas++;
+      return;
+    case 'object': {
+      if (v === null) {
+        seen.n += 1;
+        return;
+      }
+      if (Array.isArray(v)) {
+        seen.n += 1 + v.length;
+        for (let i = 0; i < v.length && seen.n <= limit; i++) measureInto(v[i], limit, g, seen);
+        return;
+      }
+      if (isLambda(v) || isNative(v)) {
+        seen.lambdas++;
+        return;
+      }
+      const o = v as Record<string, unknown>;
+      const keys = Object.keys(o);
+      for (let i = 0; i < keys.length && seen.n <= limit; i++) {
+        const k = keys[i] as string;
+        seen.n += k.length + 3;
+        measureInto(o[k], limit, g, seen);
+      }
+      return;
+    }
+    default:
+      // undefined, symbol, bigint: JSON.stringify leaves them out (and cannot come from compiled code but undefined).
+      return;
+  }
 }
 
 // ---- the compiler ----
@@ -265,6 +321,22 @@ function compileNode(n: Node): Code {
   const core = compileCore(n);
   const predicates = ((n.predicate ?? []) as Node[]).map((p) => compileFilter(p.expr as Node));
   const keepArray = n.keepArray === true;
+  // A literal is its value (never a sequence) and calls nothing: no depth to count, nothing to flatten.
+  if (predicates.length === 0 && (n.type === 'string' || n.type === 'number' || n.type === 'value')) return core;
+  if (predicates.length === 0) {
+    return (input, frame) => {
+      const g = frame.guard;
+      if (++g.depth > g.maxDepth) throw new Overrun('expression nesting too deep');
+      let r = core(input, frame);
+      if (r && isSeq(r) && !r.tupleStream) {
+        if (keepArray) r.keepSingleton = true;
+        if (r.length === 0) r = undefined;
+        else if (r.length === 1) r = r.keepSingleton ? r : r[0];
+      }
+      g.depth--;
+      return r;
+    };
+  }
   return (input, frame) => {
     const g = frame.guard;
     if (++g.depth > g.maxDepth) throw new Overrun('expression nesting too deep');
@@ -553,16 +625,17 @@ function compileUnary(n: Node): Code {
     case '[': {
       const items = (n.expressions as Node[]).map((e) => ({ code: compileNode(e), nested: e.value === '[' }));
       const cons = n.consarray === true;
-      const append = native('append').implementation;
       return (input, frame) => {
         const g = frame.guard;
-        let result: unknown[] = [];
+        const result: unknown[] = [];
         for (const item of items) {
           g.tick();
           const v = item.code(input, frame);
           if (v === undefined) continue;
-          if (item.nested) result.push(v);
-          else result = append.call(FOCUS, result, v) as unknown[];
+          // jsonata's append(result, v) is result.concat(v): v's items if an array, else v; pushed onto this
+          // fresh array instead of two new arrays per item.
+          if (item.nested || !Array.isArray(v)) result.push(v);
+          else for (let i = 0; i < v.length; i++) result.push(v[i]);
           g.size(result);
         }
         if (cons) Object.defineProperty(result, 'cons', { enumerable: false, configurable: false, value: true });
@@ -576,10 +649,47 @@ function compileUnary(n: Node): Code {
   }
 }
 
+/** The keys of an object constructor when each is a distinct string literal (not the two jsonata refuses). */
+function literalKeys(lhs: Node[][]): string[] | undefined {
+  const keys: string[] = [];
+  for (const [k] of lhs) {
+    const key = (k as Node).value;
+    if ((k as Node).type !== 'string' || (k as Node).predicate !== undefined || (k as Node).stages !== undefined || typeof key !== 'string') return undefined;
+    if (key === '_jsonata_lambda' || key === '_jsonata_function' || keys.includes(key)) return undefined;
+    keys.push(key);
+  }
+  return keys;
+}
+
+/**
+ * result[key] = value on a plain object, except that "__proto__" becomes an
+ * own property (as on the null-prototype objects this path built before)
+ * instead of setting the prototype. Plain objects, not Object.create(null):
+ * V8 keeps those in dictionary mode, slower to fill, copy and stringify.
+ */
+function setOwn(result: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(result, key, { value, enumerable: true, writable: true, configurable: true });
+  else result[key] = value;
+}
+
 function compileObject(n: Node): Code {
   const pairs = (n.lhs as Node[][]).map(([k, v]) => ({ key: compileNode(k as Node), value: compileNode(v as Node) }));
   const append = native('append').implementation;
+  const literal = literalKeys(n.lhs as Node[][]);
   return (input, frame) => {
+    if (literal !== undefined && !Array.isArray(input)) {
+      // Distinct literal keys over one item: every group is that item under its own key. The values run in
+      // the pairs' order instead of the groups' (integer-like keys first); only which of two errors is thrown
+      // could differ, and any error hands the step to the reference evaluator.
+      const g = frame.guard;
+      const result: Record<string, unknown> = {};
+      for (let p = 0; p < pairs.length; p++) {
+        g.tick();
+        const value = (pairs[p] as { value: Code }).value(input, frame);
+        if (value !== undefined) setOwn(result, literal[p] as string, value);
+      }
+      return result;
+    }
     const g = frame.guard;
     const groups: Record<string, { data: unknown; exprIndex: number }> = Object.create(null);
     const seq: unknown[] = Array.isArray(input) ? input : createSequence(input);
@@ -600,11 +710,11 @@ function compileObject(n: Node): Code {
         }
       }
     }
-    const result: Record<string, unknown> = Object.create(null);
+    const result: Record<string, unknown> = {};
     for (const key of Object.keys(groups)) {
       const entry = groups[key] as { data: unknown; exprIndex: number };
       const value = (pairs[entry.exprIndex] as { value: Code }).value(entry.data, frame);
-      if (value !== undefined) result[key] = value;
+      if (value !== undefined) setOwn(result, key, value);
     }
     return result;
   };
@@ -621,15 +731,33 @@ function compileLambda(n: Node): Code {
     return (input, frame) => makeLambda(input, frame, [], () => undefined, { procedure, args });
   }
   const body = compileNode(n.body as Node);
-  return (input, frame) => makeLambda(input, frame, params as { value: string }[], body, undefined);
+  const slots = paramSlots(params as { value: string }[]);
+  return (input, frame) => makeLambda(input, frame, params as { value: string }[], body, undefined, slots);
 }
 
-function makeLambda(input: unknown, frame: Frame, params: { value: string }[], body: Code, tail: Lambda['tail']): Lambda {
+function paramSlots(params: { value: string }[]): { names: string[]; slots: number[] | undefined } {
+  const names: string[] = [];
+  const slots: number[] = [];
+  params.forEach((p, i) => {
+    const at = names.indexOf(p.value);
+    if (at >= 0) slots[at] = i;
+    else {
+      names.push(p.value);
+      slots.push(i);
+    }
+  });
+  // Distinct names: name i takes argument i, so a call's argument array is the frame's values as it is.
+  return { names, slots: slots.every((at, i) => at === i) ? undefined : slots };
+}
+
+function makeLambda(input: unknown, frame: Frame, params: { value: string }[], body: Code, tail: Lambda['tail'], slots = paramSlots(params)): Lambda {
   const lambda: Lambda = {
     _jsonata_lambda: true,
     input,
     environment: frame,
     arguments: params,
+    names: slots.names,
+    slots: slots.slots,
     signature: undefined,
     body,
     apply: (_self, args) => apply(lambda, args, input, frame),
@@ -659,6 +787,8 @@ function compileCall(n: Node): Code {
       if (isFunction(v)) {
         const closure = ((...params: unknown[]) => apply(v, params, null, frame)) as HostClosure;
         closure.arity = arityOf(v);
+        closure.target = v;
+        closure.frame = frame;
         evaluated.push(closure);
       } else {
         evaluated.push(v);
@@ -689,18 +819,26 @@ function applyInner(proc: unknown, args: unknown[], input: unknown, frame: Frame
   let validated = args;
   if (proc) {
     const sig = (proc as { signature?: Native['signature'] }).signature;
-    if (sig !== undefined) validated = sig.validate(args, input);
+    if (sig !== undefined) {
+      const quick = QUICK_VALIDATE.get(proc as Native);
+      validated = (quick !== undefined ? quick(args) : undefined) ?? sig.validate(args, input);
+    }
   }
   if (isLambda(proc)) {
-    const env = new Frame(proc.environment, g);
-    proc.arguments.forEach((p, i) => env.bind(p.value, validated[i]));
-    return proc.body(proc.input, env);
+    const slots = proc.slots;
+    // The argument array is fresh (built for this call) and a lambda's frame is never bound into: it can be the values.
+    let values = validated;
+    if (slots !== undefined) {
+      values = new Array<unknown>(slots.length);
+      for (let i = 0; i < slots.length; i++) values[i] = validated[slots[i] as number];
+    }
+    return proc.body(proc.input, new Frame(proc.environment, g, proc.names, values, true));
   }
   if (isNative(proc)) {
-    const name = nameOf(proc);
-    if (name !== undefined && HOFS.has(name)) return g.size(hof(name, validated, input, g));
+    const name = HOF_NAMES.get(proc);
+    if (name !== undefined) return g.size(hof(name, validated, input, g));
     const pre = precheck.get(proc);
-    pre?.(validated, g);
+    if (pre !== undefined) pre(validated, g);
     const result = proc.implementation.apply(focusOf(input), validated);
     if (result instanceof Promise) throw new Overrun('an asynchronous native');
     return g.size(result);
@@ -709,8 +847,33 @@ function applyInner(proc: unknown, args: unknown[], input: unknown, frame: Frame
   throw { code: 'T1006' };
 }
 
-const NAMES = new Map<Native, string>([...NATIVES].map(([k, v]) => [v, k]));
-const nameOf = (n: Native): string | undefined => NAMES.get(n);
+/** The natives compiled code runs its own synchronous versions of, by object. */
+const HOF_NAMES = new Map<Native, string>([...NATIVES].filter(([k]) => HOFS.has(k)).map(([k, v]) => [v, k]));
+
+/** jsonata's signature symbol "o": an object that is not an array, null or (by jsonata's isFunction) a function. */
+const isObjectSymbol = (v: unknown): boolean =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && (v as Native)._jsonata_function !== true && (v as Lambda)._jsonata_lambda !== true;
+const isFunctionSymbol = (v: unknown): boolean => isFunction(v);
+
+/**
+ * What jsonata's signature validator returns, for the argument shapes the
+ * common translation steps pass ($merge of an array of objects, $sift of an
+ * object and a function): the arguments as they are. undefined for any other
+ * shape, which the validator itself then checks (and words the error of).
+ * test/unit/translate-compiled.test.ts compares these with the validator.
+ */
+export const QUICK_VALIDATE = new Map<Native, (args: unknown[]) => unknown[] | undefined>([
+  // <a<o>:o>: an array whose items are all objects passes unchanged.
+  [native('merge'), (args) => {
+    if (args.length !== 1) return undefined;
+    const a = args[0];
+    if (!Array.isArray(a)) return undefined;
+    for (let i = 0; i < a.length; i++) if (!isObjectSymbol(a[i])) return undefined;
+    return args;
+  }],
+  // <o-f?:o>: an object and a function pass unchanged.
+  [NATIVES.get('sift') as Native, (args) => (args.length === 2 && isObjectSymbol(args[0]) && isFunctionSymbol(args[1]) ? args : undefined)],
+]);
 
 /** Checks before natives whose output could outgrow the caps before any check after them. */
 const precheck = new Map<Native, (args: unknown[], g: Guard) => void>([
@@ -733,13 +896,18 @@ const precheck = new Map<Native, (args: unknown[], g: Guard) => void>([
 
 /** Calls a function value as jsonata's HOFs do (func.apply(this, args)): a native object has no apply (TypeError). */
 function callFn(f: unknown, args: unknown[]): unknown {
-  if (typeof f === 'function') return (f as (...a: unknown[]) => unknown)(...args);
+  if (typeof f === 'function') {
+    const c = f as HostClosure;
+    // One of compileCall's closures: what calling it would do, without spreading the arguments.
+    if (c.frame !== undefined) return apply(c.target, args, null, c.frame);
+    return c(...args);
+  }
   if (isLambda(f)) return f.apply(FOCUS, args);
   throw new TypeError('func.apply is not a function');
 }
 
-function hofArgs(f: unknown, a: unknown, b: unknown, c: unknown): unknown[] {
-  const n = arityOf(f);
+/** The arguments a HOF passes (as many as the function's arity takes); `n` is that arity, found at the first item. */
+function hofArgs(n: number, a: unknown, b: unknown, c: unknown): unknown[] {
   const args = [a];
   if (n >= 2) args.push(b);
   if (n >= 3) args.push(c);
@@ -748,6 +916,7 @@ function hofArgs(f: unknown, a: unknown, b: unknown, c: unknown): unknown[] {
 
 function hof(name: string, args: unknown[], _input: unknown, g: Guard): unknown {
   const [arg, func] = args;
+  let n: number | undefined;
   switch (name) {
     case 'map': {
       if (arg === undefined) return undefined;
@@ -755,7 +924,7 @@ function hof(name: string, args: unknown[], _input: unknown, g: Guard): unknown 
       const result = createSequence();
       for (let i = 0; i < arr.length; i++) {
         g.tick();
-        const res = callFn(func, hofArgs(func, arr[i], i, arr));
+        const res = callFn(func, hofArgs((n ??= arityOf(func)), arr[i], i, arr));
         if (res !== undefined) result.push(res);
       }
       return result;
@@ -766,25 +935,29 @@ function hof(name: string, args: unknown[], _input: unknown, g: Guard): unknown 
       const result = createSequence();
       for (let i = 0; i < arr.length; i++) {
         g.tick();
-        if (boolean(callFn(func, hofArgs(func, arr[i], i, arr)), g)) result.push(arr[i]);
+        if (boolean(callFn(func, hofArgs((n ??= arityOf(func)), arr[i], i, arr)), g)) result.push(arr[i]);
       }
       return result;
     }
     case 'sift': {
       const obj = arg as Record<string, unknown>;
-      const result: Record<string, unknown> = Object.create(null);
+      const result: Record<string, unknown> = {};
+      let kept = 0;
       for (const key of typeof obj === 'object' && obj !== null ? Object.keys(obj) : []) {
         g.tick();
-        if (boolean(callFn(func, hofArgs(func, obj[key], key, obj)), g)) result[key] = obj[key];
+        if (boolean(callFn(func, hofArgs((n ??= arityOf(func)), obj[key], key, obj)), g)) {
+          setOwn(result, key, obj[key]);
+          kept++;
+        }
       }
-      return Object.keys(result).length === 0 ? undefined : result;
+      return kept === 0 ? undefined : result;
     }
     default: { // each
       const obj = arg as Record<string, unknown>;
       const result = createSequence();
       for (const key of typeof obj === 'object' && obj !== null ? Object.keys(obj) : []) {
         g.tick();
-        const v = callFn(func, hofArgs(func, obj[key], key, obj));
+        const v = callFn(func, hofArgs((n ??= arityOf(func)), obj[key], key, obj));
         if (v !== undefined) result.push(v);
       }
       return result;

@@ -59,6 +59,24 @@ export const noValue = (step: { from: number; to: number }): TranslateError => n
 
 /** The chain's result as JSON text within limits.maxBytes (the compiled path shares it). */
 export function resultText(chain: { from: number; to: number }, value: unknown, limits: TranslateLimits = {}): string {
+  const text = jsonText(chain, value);
+  const max = limits.maxBytes;
+  // text.length <= UTF-8 length, so a long string is known too large without measuring it.
+  if (max !== undefined && (text.length > max || Buffer.byteLength(text, 'utf8') > max)) throw tooLarge(chain, Buffer.byteLength(text, 'utf8'), max);
+  return text;
+}
+
+/** resultText() as UTF-8 bytes, encoded once (the buffer's length is the size the limit is about). */
+export function resultBytes(chain: { from: number; to: number }, value: unknown, limits: TranslateLimits = {}): Buffer {
+  const text = jsonText(chain, value);
+  const max = limits.maxBytes;
+  if (max !== undefined && text.length > max) throw tooLarge(chain, Buffer.byteLength(text, 'utf8'), max);
+  const bytes = Buffer.from(text, 'utf8');
+  if (max !== undefined && bytes.length > max) throw tooLarge(chain, bytes.length, max);
+  return bytes;
+}
+
+function jsonText(chain: { from: number; to: number }, value: unknown): string {
   let text: string;
   try {
     // JSONata sequences carry a non-enumerable marker; JSON.stringify handles them as arrays.
@@ -68,13 +86,11 @@ export function resultText(chain: { from: number; to: number }, value: unknown, 
     throw new TranslateError(`the result of ${chain.from}->${chain.to} cannot be written as JSON: ${(err as Error).name}`);
   }
   if (text === undefined) throw new TranslateError(`the result of ${chain.from}->${chain.to} is not a JSON value`);
-  const max = limits.maxBytes;
-  // text.length <= UTF-8 length, so a long string is known too large without measuring it.
-  if (max !== undefined && (text.length > max || Buffer.byteLength(text, 'utf8') > max)) {
-    throw new TranslateError(`translated copy (v${chain.from}->v${chain.to}) is ${Buffer.byteLength(text, 'utf8')} bytes; TURNOUT_MAX_MESSAGE_BYTES is ${max}`, 'too-large');
-  }
   return text;
 }
+
+const tooLarge = (chain: { from: number; to: number }, bytes: number, max: number): TranslateError =>
+  new TranslateError(`translated copy (v${chain.from}->v${chain.to}) is ${bytes} bytes; TURNOUT_MAX_MESSAGE_BYTES is ${max}`, 'too-large');
 
 /** translateToText() as bytes. */
 export async function translate(chain: RunnableChain, payload: Buffer, limits: TranslateLimits = {}): Promise<Buffer> {

@@ -21,7 +21,12 @@ import { TranslateError } from './evaluate.ts';
 import { SETUP_ENV, type JobRequest, type WorkerReply, type WorkerSetup } from './protocol.ts';
 
 /** What the pipeline calls: a translated copy, or a TranslateError saying why not (with its dead-letter reason). */
-export type Translate = (chain: PoolChain, payload: Buffer) => Promise<Buffer>;
+/**
+ * Translates a payload along a chain. The compiled path (fast.ts) answers
+ * with the Buffer itself when it has it at once (no promise, and the caller
+ * skips a microtask hop); failures are always rejections.
+ */
+export type Translate = (chain: PoolChain, payload: Buffer) => Promise<Buffer> | Buffer;
 
 /** What the pool needs of a chain (translators.ts's Chain is one). */
 export interface PoolChain {

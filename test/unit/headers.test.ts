@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TranslatorSet, parseTranslators } from '../../src/translators.ts';
 import { decide } from '../../src/gate.ts';
-import { deleteHeader, fromWire, headerValue, setHeader, toWire } from '../../lib/headers.ts';
+import { deleteHeader, fromWire, headerValue, setHeader, toWire, withTwoHeaders } from '../../lib/headers.ts';
 import { routeKeyOf } from '../../lib/route-key.ts';
 
 test('headerValue matches names case-insensitively, exact first', () => {
@@ -17,6 +17,25 @@ test('setHeader replaces every differently-cased copy; deleteHeader removes them
   assert.deepEqual(h, { keep: 'k', 'x-schema-version': '1' });
   deleteHeader(h, 'X-SCHEMA-VERSION');
   assert.deepEqual(h, { keep: 'k' });
+});
+
+test('withTwoHeaders is setHeader twice on a copy: same keys, values and order; the original is untouched', () => {
+  const cases: Record<string, string>[] = [
+    { 'X-Schema-Version': '2', 'x-SCHEMA-version': '9', keep: 'k', 'X-Turnout-Translated-From': '0', after: 'a' },
+    { 'x-schema-version': '1' },
+    {},
+    JSON.parse('{"__proto__": "p", "x-schema-version": "1"}') as Record<string, string>,
+  ];
+  for (const h of cases) {
+    const before = JSON.stringify(h);
+    const expected = { ...h };
+    setHeader(expected, 'x-schema-version', '3');
+    setHeader(expected, 'x-turnout-translated-from', '1');
+    const got = withTwoHeaders(h, 'x-schema-version', '3', 'x-turnout-translated-from', '1');
+    assert.deepEqual(Object.entries(got), Object.entries(expected));
+    assert.equal(Object.getPrototypeOf(got), Object.prototype);
+    assert.equal(JSON.stringify(h), before);
+  }
 });
 
 test('the gate reads a version header written in any case (AMQP/Kafka keep the producer\'s case)', () => {

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 import { test } from 'node:test';
-import { compileExpression, Guard, Overrun } from '../../src/translate/compile.ts';
+import { compileExpression, Guard, Overrun, QUICK_VALIDATE } from '../../src/translate/compile.ts';
+import { NATIVES } from '../../src/translate/builtins.ts';
 import { FAST_MAX_PAYLOAD_BYTES, FastTranslator } from '../../src/translate/fast.ts';
 import type { PoolChain } from '../../src/translate/pool.ts';
 import { parseTranslators, TranslateError, type Chain } from '../../src/translators.ts';
@@ -26,6 +27,32 @@ const chainOf = (text: string, from: number, to: number): Chain => {
   assert.ok(c);
   return c;
 };
+
+test('the quick signature checks give what jsonata\'s validator gives, for every shape they accept', () => {
+  const fn = Object.assign(() => 1, { arity: 2 });
+  const values: unknown[] = [{}, { a: 1 }, [], [{}], [{}, { b: [] }], [{}, 1], [1], [null], [[{}]], [{ _jsonata_lambda: true }], [fn],
+    null, 1, 's', true, undefined, { _jsonata_lambda: true }, { _jsonata_function: true }, fn];
+  const argLists: unknown[][] = [[]];
+  for (const a of values) {
+    argLists.push([a]);
+    for (const b of values) argLists.push([a, b]);
+  }
+  let quick = 0;
+  for (const name of ['merge', 'sift']) {
+    const native = NATIVES.get(name);
+    assert.ok(native?.signature);
+    const check = QUICK_VALIDATE.get(native);
+    assert.ok(check, `$${name} has a quick check`);
+    for (const args of argLists) {
+      const got = check(args);
+      if (got === undefined) continue;
+      quick++;
+      assert.deepEqual(got, native.signature.validate(args, undefined), `$${name} of ${args.length} arguments`);
+    }
+  }
+  // $merge of the three arrays of objects ([] too); $sift of one of the two objects and one of the three functions.
+  assert.equal(quick, 9);
+});
 
 test('steps in the subset are compiled; the others name the first construct outside it', () => {
   const set = parseTranslators(DESIGN, 't.yaml');
@@ -63,7 +90,9 @@ test('the guard caps built sequences and strings, and depth', () => {
 test('a compiled chain answers in this thread; a reference step and everything after it go to the pool', async () => {
   const pool = fakePool();
   const fast = new FastTranslator(pool, { timeoutMs: 1000, maxBytes: 262_144 });
-  const out = await fast.translate(chainOf(DESIGN, 1, 2), Buffer.from('{"email":"e@x","id":1}'));
+  const out = fast.translate(chainOf(DESIGN, 1, 2), Buffer.from('{"email":"e@x","id":1}'));
+  // The answer itself, not a promise of it: the pipeline takes it without a microtask hop.
+  assert.ok(Buffer.isBuffer(out));
   assert.deepEqual(JSON.parse(out.toString()), { id: 1, contact: { email: 'e@x' } });
   assert.equal(pool.calls.length, 0);
   assert.equal(fast.stats.compiled, 1);
@@ -96,8 +125,10 @@ test('failures and overruns go to the pool from the original payload; a step tha
 
 test('verdicts the fast path gives itself are word for word the workers\'', async () => {
   const fast = new FastTranslator(fakePool(), { timeoutMs: 1000, maxBytes: 64 });
-  await assert.rejects(fast.translate(chainOf('"1->2": \'a\'\n', 1, 2), Buffer.from('nope')), (e: unknown) => e instanceof TranslateError && /^payload is not JSON/.test(e.message));
-  await assert.rejects(fast.translate(chainOf('"1->2": \'a\'\n', 1, 2), Buffer.from('{}')), (e: unknown) => e instanceof TranslateError && e.message === 'step 1->2 produced no value');
+  const notJson = fast.translate(chainOf('"1->2": \'a\'\n', 1, 2), Buffer.from('nope'));
+  assert.ok(notJson instanceof Promise, 'a failure is a rejection, never a synchronous throw');
+  await assert.rejects(notJson, (e: unknown) => e instanceof TranslateError && /^payload is not JSON/.test(e.message));
+  await assert.rejects(async () => fast.translate(chainOf('"1->2": \'a\'\n', 1, 2), Buffer.from('{}')), (e: unknown) => e instanceof TranslateError && e.message === 'step 1->2 produced no value');
 });
 
 test('a copy past TURNOUT_MAX_MESSAGE_BYTES goes to the pool, which words the too-large verdict', async () => {
