@@ -393,25 +393,28 @@ describe('container image (Dockerfile replayed by scripts/build-bundle.sh)', () 
         await t.kill();
       }
     });
-    test('a message the app cannot take as is is translated by the bundled worker process and delivered once', async () => {
+    test('messages the app cannot take as is are translated, compiled in the sidecar and by the bundled worker process, and delivered once', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'turnout-translate-'));
       const translators = join(dir, 'translators.yaml');
-      writeFileSync(translators, `"1->2": '$merge([$, {"shape": "v2"}])'\n`);
+      // 1->2 is in the compiled subset (runs in the sidecar); 3->2 uses ~>, which is not (runs in a worker).
+      writeFileSync(translators, `"1->2": '$merge([$, {"shape": "v2"}])'\n"3->2": '$merge([$, {"shape": $uppercase("v2") ~> $lowercase()}])'\n`);
       const t = await startImage({ TURNOUT_BROKER: 'memory', TURNOUT_SOURCE: 'translated', TURNOUT_APP_URL: app.url, TURNOUT_DLQ: 'translated.dlq', TURNOUT_ACCEPT: '2', TURNOUT_TRANSLATORS: translators });
       try {
-        const id = `bundle-translated-${Date.now()}`;
-        const res = await fetch(`${t.base}/v1/publish/translated`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'x-turnout-message-id': id, 'x-schema-version': '1' },
-          body: JSON.stringify({ id }),
-        });
-        assert.equal(res.status, 202, await res.text());
-        await waitFor(`delivery of ${id}`, () => app.accepted.has(id), 10_000);
-        const got = app.accepted.get(id) ?? [];
-        assert.equal(got.length, 1, 'delivered exactly once');
-        assert.deepEqual(JSON.parse(got[0]!.body.toString('utf8')), { id, shape: 'v2' });
-        assert.equal(got[0]!.headers['x-schema-version'], '2');
-        assert.equal(got[0]!.headers['x-turnout-translated-from'], '1');
+        for (const from of ['1', '3']) {
+          const id = `bundle-translated-v${from}-${Date.now()}`;
+          const res = await fetch(`${t.base}/v1/publish/translated`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'x-turnout-message-id': id, 'x-schema-version': from },
+            body: JSON.stringify({ id }),
+          });
+          assert.equal(res.status, 202, await res.text());
+          await waitFor(`delivery of ${id}`, () => app.accepted.has(id), 10_000);
+          const got = app.accepted.get(id) ?? [];
+          assert.equal(got.length, 1, 'delivered exactly once');
+          assert.deepEqual(JSON.parse(got[0]!.body.toString('utf8')), { id, shape: 'v2' });
+          assert.equal(got[0]!.headers['x-schema-version'], '2');
+          assert.equal(got[0]!.headers['x-turnout-translated-from'], from);
+        }
         await waitFor('the source to be settled', async () => {
           const d = await depth(t.base, 'translated');
           return d.depth === 0 && d.inflight === 0;
