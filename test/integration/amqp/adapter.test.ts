@@ -309,6 +309,22 @@ describe('amqp adapter on RabbitMQ', () => {
     assert.deepEqual(tally.placesOf(second.id), { consumed: 1 });
   });
 
+  test('close() while publishes await their confirms: each one sent is confirmed (resolves) and lands; none fails that RabbitMQ holds', async () => {
+    const q = await rabbit.queue('quorum', 'close-confirms');
+    const b = await connectedBroker();
+    const ids = Array.from({ length: 300 }, () => randomUUID());
+    const outcomes = ids.map((id) => b.publish(q, msg({ id })).then(() => 'ok' as const, (err: unknown) => err));
+    // Some are on the wire, unconfirmed, when the close starts; the rest find the publisher gone.
+    await sleep(1);
+    await b.close();
+    const results = await Promise.all(outcomes);
+    const confirmed = ids.filter((_, i) => results[i] === 'ok');
+    for (const r of results) if (r !== 'ok') assert.ok(r instanceof BrokerError && r.code === 'unavailable', String(r));
+    await waitFor(`${confirmed.length} on the queue`, async () => (await rabbit.ready(q)) === confirmed.length, 10_000);
+    const landed = await rabbit.drain(q);
+    assert.deepEqual(landed.map((m) => m.properties.messageId).sort(), [...confirmed].sort(), 'exactly the confirmed ones: a publish told it failed was not enqueued (its retry would be a duplicate)');
+  });
+
   test('bad credentials are forbidden, an unreachable broker is unavailable', async () => {
     const bad = new AmqpBroker({ url: 'amqp://nobody:wrong@127.0.0.1:5672', logger: testLogger() });
     await assert.rejects(bad.connect(), (err: unknown) => err instanceof BrokerError && err.code === 'forbidden');
