@@ -19,6 +19,8 @@ export class TalliedHistogram {
   readonly help: string;
   readonly type = 'histogram';
   readonly aggregator = 'sum';
+  /** As on prom-client's metrics (none here: `le` is the bucket's, not a label name). */
+  readonly labelNames: readonly string[] = [];
   private readonly bounds: readonly number[];
   /** Per bucket, not cumulative; the last one is above every bound (+Inf). */
   private readonly counts: Float64Array;
