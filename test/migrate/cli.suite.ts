@@ -26,6 +26,11 @@ export interface CliTarget {
   log?: boolean;
   /** After a SIGKILL, what the killed process held becomes available again (SQS: its visibility timeout). */
   heldBackMs?: number;
+  /**
+   * Brings the broker's counts up to date before they are read (fauxqs hands
+   * expired in-flight messages back to their queue only when someone receives).
+   */
+  refresh?(queue: string): Promise<void>;
   timeoutMs?: number;
 }
 
@@ -84,6 +89,12 @@ export function cliSuite(t: CliTarget): void {
         const atKill = await copies();
         assert.ok(atKill < n, `the move had finished before the kill (${atKill})`);
         if (t.heldBackMs) await sleep(t.heldBackMs);
+        // And wait until the broker says so: on a loaded machine the emulator may hand them back later
+        // than the visibility timeout, and a move started before would rightly not see them.
+        await waitFor('what the killed move held to be back on --from', async () => {
+          await t.refresh?.(from);
+          return (await a.backlog(from, { group: `never-${from}` })).inflight === 0;
+        }, timeout, 200);
 
         const again = await runTurnout(['move', '--from', from, '--to', to], t.env, timeout * 2);
         assert.equal(again.code, 0, again.stderr);

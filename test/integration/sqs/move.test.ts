@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { ReceiveMessageCommand, SendMessageCommand, DeleteMessageCommand } from '@aws-sdk/client-sqs';
+import { ChangeMessageVisibilityCommand, DeleteMessageCommand, GetQueueUrlCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { createLogger } from '../../../lib/log.ts';
 import { runMove } from '../../../src/migrate/move.ts';
 import { capabilities } from '../../../adapters/sqs/capabilities.ts';
@@ -46,6 +46,12 @@ cliSuite({
     return name;
   },
   heldBackMs: 5500,
+  // A receive runs fauxqs's visibility timers; the message it takes goes straight back (visibility 0).
+  async refresh(queue) {
+    const url = (await emu.client.send(new GetQueueUrlCommand({ QueueName: queue }))).QueueUrl;
+    const r = await emu.client.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 1, WaitTimeSeconds: 0 }));
+    for (const m of r.Messages ?? []) await emu.client.send(new ChangeMessageVisibilityCommand({ QueueUrl: url, ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0 }));
+  },
 });
 
 test('FIFO to FIFO: each group keeps its order, every message keeps its group and deduplication id', async () => {
