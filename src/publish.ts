@@ -19,7 +19,7 @@ export class PublishRefused extends Error {
 
 export interface PublishRequest {
   payload: Buffer;
-  /** Request headers, lower-cased. */
+  /** Request headers, lower-cased; a header sent more than once as the array of its lines (node's headersDistinct). */
   headers: Record<string, string | string[] | undefined>;
   /** Explicit queue (/v1/publish/{queue}); otherwise routed. */
   queue?: string | undefined;
@@ -31,20 +31,23 @@ export interface PublishResult {
   color?: Color;
 }
 
+/**
+ * A header's text: each line decoded on its own (one may be UTF-8 and another
+ * Latin-1), then joined as HTTP joins repeated headers.
+ */
+const text = (v: string | string[]): string => (Array.isArray(v) ? v.map(fromWire).join(', ') : fromWire(v));
+
 export function messageFromRequest(req: PublishRequest, config: Config): Message {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(req.headers)) {
     if (!name.startsWith('x-') || value === undefined) continue;
     if (name === 'x-turnout-key' || name === 'x-turnout-message-id') continue;
-    headers[name] = fromWire(Array.isArray(value) ? value.join(', ') : value);
+    headers[name] = text(value);
   }
   if (config.produceVersion !== undefined && (headerValue(headers, config.versionHeader) ?? '') === '') {
     setHeader(headers, config.versionHeader, String(config.produceVersion));
   }
-  const one = (v: string | string[] | undefined): string | undefined => {
-    const first = Array.isArray(v) ? v[0] : v;
-    return first === undefined ? undefined : fromWire(first);
-  };
+  const one = (v: string | string[] | undefined): string | undefined => (v === undefined ? undefined : text(v));
   const id = one(req.headers['x-turnout-message-id']);
   const message: Message = { id: id !== undefined && id !== '' ? id : randomUUID(), payload: req.payload, headers };
   const key = one(req.headers['x-turnout-key']);

@@ -200,7 +200,7 @@ export class HttpServer {
       return fail(res, 400, `could not read the request body: ${(err as Error).message}`);
     }
     try {
-      const published = await publish({ payload, headers: req.headers, queue }, this.deps);
+      const published = await publish({ payload, headers: headerLines(req), queue }, this.deps);
       send(res, 202, { id: published.id, queue: published.queue });
     } catch (err) {
       if (err instanceof PublishRefused) return fail(res, err.status, err.message);
@@ -238,4 +238,20 @@ export class HttpServer {
     this.deps.router.setWeight(weight, 'admin');
     send(res, 200, { greenWeight: weight, previous });
   }
+}
+
+/**
+ * req.headers, except that a header node joined from several lines (", ")
+ * comes as those lines, so that each is decoded on its own (one may be UTF-8,
+ * another Latin-1). Headers node keeps only once (content-type, …) stay as it
+ * kept them.
+ */
+function headerLines(req: IncomingMessage): Record<string, string | string[] | undefined> {
+  const out: Record<string, string | string[] | undefined> = { ...req.headers };
+  const distinct = req.headersDistinct;
+  for (const [name, value] of Object.entries(req.headers)) {
+    const lines = distinct[name];
+    if (typeof value === 'string' && lines !== undefined && lines.length > 1 && value === lines.join(', ')) out[name] = lines;
+  }
+  return out;
 }

@@ -27,3 +27,12 @@ test('header values POSTed as UTF-8 become the text they spell (id, key, content
   assert.equal(m.key, 'ключ');
   assert.equal(m.contentType, 'text/plain; title=é');
 });
+
+test('a header sent twice, one line Latin-1 and one UTF-8: each line is decoded on its own, then joined (found by the hostile-input campaign, seed 322703478)', () => {
+  const m = messageFromRequest({
+    payload: Buffer.from('{}'),
+    headers: { 'x-note': ['\u00ff\u00fe', asNodeReads('émoji 🎉')], 'x-turnout-message-id': ['id-1'] },
+  }, config);
+  assert.equal(m.headers['x-note'], 'ÿþ, émoji 🎉');
+  assert.equal(m.id, 'id-1');
+});
