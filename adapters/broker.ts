@@ -61,6 +61,12 @@ export interface Received extends Message {
   source: string;
   /** The broker says this copy may have been handed out before (at-least-once). */
   redelivered: boolean;
+  /**
+   * The broker refused this message's deferred copy for its shape (e.g. an
+   * AMQP header table past 64 KiB) when it was last deferred: deferring it
+   * again cannot work, so the pipeline dead-letters it instead.
+   */
+  deferRefused?: string;
 }
 
 /**

@@ -213,6 +213,9 @@ export class Pipeline {
     const { config, metrics, logger } = this;
     const count = Number.parseInt(headerValue(m.headers, DEFERRALS_HEADER) ?? '0', 10);
     const n = Number.isFinite(count) && count > 0 ? count : 0;
+    if (m.deferRefused !== undefined) {
+      return this.deadLetter(m, 'unsupported-version', `${why}; the broker refused its deferred copy (${m.deferRefused.slice(0, 200)})`, 0);
+    }
     if (n >= config.maxDeferrals) {
       return this.deadLetter(m, 'unsupported-version', `${why}; deferred ${n} times (TURNOUT_MAX_DEFERRALS=${config.maxDeferrals})`, 0);
     }

@@ -6,12 +6,13 @@
 
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type { Logger } from '../../lib/log.ts';
-import type { Disposition, Handler, Message, Received, Subscription } from '../broker.ts';
+import { isBrokerError, type Disposition, type Handler, type Message, type Received, type Subscription } from '../broker.ts';
 import { invoke, logFailure, type FailureReport } from '../handler.ts';
 import { sleep } from '../../lib/backoff.ts';
 import { fromDelivery } from './codec.ts';
 import { delayQueueName, stripOwnDeath } from './delay.ts';
 import { classify } from './errors.ts';
+import { RefusedDeferrals } from './refused-deferrals.ts';
 
 interface Generation {
   channel: Channel;
@@ -47,6 +48,7 @@ export class AmqpSubscription implements Subscription {
   /** Consecutive failed starts, for the restart backoff. */
   private failures = 0;
   private readonly report: FailureReport;
+  private readonly deferRefused = new RefusedDeferrals();
 
   constructor(source: string, handler: Handler, prefetch: number, deps: SubscriptionDeps) {
     this.source = source;
@@ -174,6 +176,8 @@ export class AmqpSubscription implements Subscription {
     try {
       const received = fromDelivery(msg, this.source);
       stripOwnDeath(received.headers, this.delayQueue);
+      const refused = this.deferRefused.take(received.id);
+      if (refused !== undefined) received.deferRefused = refused;
       applied = invoke(this.handler, received, this.report, (disposition) => this.apply(g, msg, disposition, received));
     } catch (err) {
       // Not even readable: keep the message, as for a failed handler.
@@ -193,6 +197,8 @@ export class AmqpSubscription implements Subscription {
       try {
         await this.deps.defer(this.source, { ...received, headers: disposition.headers }, disposition.delayMs);
       } catch (err) {
+        // Refused for its shape: it will be refused again. Marked, so that its next delivery is dead-lettered instead.
+        if (isBrokerError(err) && err.code === 'invalid') this.deferRefused.set(received.id, err.message);
         const hold = Math.min(Math.max(disposition.delayMs, 0), DEFER_FAILURE_HOLD_MS);
         this.deps.logger.warn({ err, source: this.source, id: received.id }, `deferring failed; the message is released in ${hold} ms`);
         await sleep(hold);

@@ -26,6 +26,8 @@ const PROBE_EVERY_MS = 100;
 const PROBES_AFTER_END = 10;
 /** Length of the long version headers: a foreign producer's 58 KiB one caused the stall. */
 const LONG = 60_000;
+/** An x-pad value that leaves the table just under amqplib's 64 KiB encoding buffer. */
+const PAD = 65_536 - 60;
 
 const deep = (n: number): Record<string, unknown> => {
   let v: Record<string, unknown> | string = 'leaf';
@@ -40,7 +42,7 @@ interface Case {
   headers: Record<string, unknown>;
   answer: number;
   /** Where it must end. */
-  end: { kind: 'app' } | { kind: 'dlq'; reason: string; appCalls: number };
+  end: { kind: 'app' } | { kind: 'dlq'; reason: string; appCalls: number; error?: RegExp };
 }
 
 describe('amqp: hostile foreign header tables, with /healthz probed throughout', () => {
@@ -82,6 +84,10 @@ describe('amqp: hostile foreign header tables, with /healthz probed throughout',
         answer: 200,
         end: { kind: 'dlq', reason: 'unsupported-version', appCalls: 0 },
       })),
+      // A version to defer (no chain from 2 to 1) whose header table fits RabbitMQ's 64 KiB only without turnout's
+      // deferral count: the deferred copy is refused for its shape, so it is dead-lettered at its next delivery
+      // instead of being deferred in circles (found by the campaign, seed 554133760).
+      { id: 'defer-refused', headers: { 'x-schema-version': '2', 'x-pad': 'p'.repeat(PAD) }, answer: 200, end: { kind: 'dlq', reason: 'unsupported-version', appCalls: 0, error: /the broker refused its deferred copy/ } },
     ].map((c) => ({ ...c, id: `hostile-${c.id}-${rabbit.prefix}` }) as Case);
     const planned = new Map(cases.map((c) => [c.id, c.answer]));
 
@@ -152,6 +158,7 @@ describe('amqp: hostile foreign header tables, with /healthz probed throughout',
         const copy = dead.find((m) => m.properties.messageId === c.id);
         const h = (copy?.properties.headers ?? {}) as Record<string, unknown>;
         assert.equal(String(h['x-turnout-dlq-reason']), c.end.reason, `${c.id}: reason`);
+        if (c.end.error) assert.match(String(h['x-turnout-error']), c.end.error, `${c.id}: error`);
         assert.equal(copy?.content.toString(), JSON.stringify({ id: c.id, n: 1 }), `${c.id}: the original payload`);
       }
     }

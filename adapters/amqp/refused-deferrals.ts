@@ -1,0 +1,31 @@
+// Messages whose deferred copy RabbitMQ refused for its shape (a header table
+// past 64 KiB once turnout's deferral count is added): the message itself is
+// released, and its next delivery carries the refusal (Received.deferRefused)
+// so that the pipeline dead-letters it instead of deferring it again, which
+// would circle for ever. By message id, in memory, bounded (oldest first out):
+// a restart or an evicted id costs one more refused deferral, not a loss.
+
+export class RefusedDeferrals {
+  private readonly why = new Map<string, string>();
+  private readonly bound: number;
+
+  constructor(bound = 1024) {
+    this.bound = bound;
+  }
+
+  set(id: string, why: string): void {
+    this.why.delete(id);
+    this.why.set(id, why);
+    if (this.why.size > this.bound) {
+      const oldest = this.why.keys().next();
+      if (oldest.done !== true) this.why.delete(oldest.value);
+    }
+  }
+
+  /** The refusal recorded for `id`, forgotten as it is read. */
+  take(id: string): string | undefined {
+    const why = this.why.get(id);
+    if (why !== undefined) this.why.delete(id);
+    return why;
+  }
+}
