@@ -92,6 +92,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   say('app: garbage');
   await o.app.set({ kind: 'garbage' });
   await sleep(3000);
+  // Until each kind of garbage was answered at least once (up to 30 s more): a consumer that was
+  // rebalancing or reconnecting through those 3 s would otherwise leave the phase untested.
+  await waitFor('every kind of garbage answered', () => GARBAGE_KINDS.every((k) => (o.app.answers[k] ?? 0) > 0), 30_000, 50).catch(() => {});
   await o.app.set({ kind: 'ok' });
   say('faults over');
   return { current, gens: gen + 1, interruptions };
@@ -173,9 +176,12 @@ export function unexplainedDuplicates(app: ChaosApp, duplicates: string[], inter
   });
 }
 
+/** The garbage the chaos app answers in turn (chaos-app.ts). */
+const GARBAGE_KINDS = ['500', '503', '429', '408', 'truncated-status', 'truncated-body', 'reset'];
+
 /** The schedule really hit a flowing stream: every generation delivered, the proxy cut and black-holed, the app misbehaved in every way. */
 export function assertFaultsHappened(app: ChaosApp, proxy: FaultProxy, gens: number): void {
   for (let g = 0; g < gens; g++) assert.ok(app.deliveries.some((d) => d.gen === g), `generation ${g} delivered`);
   assert.ok(proxy.stats.cut > 0 && proxy.stats.swallowedBytes > 0, 'connections were cut and black-holed');
-  for (const kind of ['500', '503', '429', '408', 'truncated-status', 'truncated-body', 'reset']) assert.ok((app.answers[kind] ?? 0) > 0, `the app answered ${kind}`);
+  for (const kind of GARBAGE_KINDS) assert.ok((app.answers[kind] ?? 0) > 0, `the app answered ${kind}`);
 }
