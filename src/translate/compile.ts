@@ -327,12 +327,7 @@ function compileNode(n: Node): Code {
     return (input, frame) => {
       const g = frame.guard;
       if (++g.depth > g.maxDepth) throw new Overrun('expression nesting too deep');
-      let r = core(input, frame);
-      if (r && isSeq(r) && !r.tupleStream) {
-        if (keepArray) r.keepSingleton = true;
-        if (r.length === 0) r = undefined;
-        else if (r.length === 1) r = r.keepSingleton ? r : r[0];
-      }
+      const r = settle(core(input, frame), keepArray);
       g.depth--;
       return r;
     };
@@ -342,14 +337,19 @@ function compileNode(n: Node): Code {
     if (++g.depth > g.maxDepth) throw new Overrun('expression nesting too deep');
     let r = core(input, frame);
     for (const p of predicates) r = p(r, frame);
-    if (r && isSeq(r) && !r.tupleStream) {
-      if (keepArray) r.keepSingleton = true;
-      if (r.length === 0) r = undefined;
-      else if (r.length === 1) r = r.keepSingleton ? r : r[0];
-    }
+    r = settle(r, keepArray);
     g.depth--;
     return r;
   };
+}
+
+/** A step's result as jsonata leaves it: an empty sequence is nothing, a singleton its item (unless kept as an array). */
+function settle(r: unknown, keepArray: boolean): unknown {
+  if (!r || !isSeq(r) || r.tupleStream) return r;
+  if (keepArray) r.keepSingleton = true;
+  if (r.length === 0) return undefined;
+  if (r.length === 1) return r.keepSingleton ? r : r[0];
+  return r;
 }
 
 type Filter = (input: unknown, frame: Frame) => unknown;
