@@ -6,24 +6,19 @@
 // message id, in memory: a restart counts afresh, and the oldest ids are
 // forgotten first past the bound.
 
+import { RecentMap } from '../lib/recent.ts';
+
 export class UnexpectedFailures {
-  private readonly counts = new Map<string, number>();
-  private readonly bound: number;
+  private readonly counts: RecentMap<number>;
 
   constructor(bound = 4096) {
-    this.bound = bound;
+    this.counts = new RecentMap(bound);
   }
 
   /** Counts one more failure of `id`; returns how many it has had. */
   record(id: string): number {
     const n = (this.counts.get(id) ?? 0) + 1;
-    // Re-inserted, so that the Map's order is least recently failed first.
-    this.counts.delete(id);
     this.counts.set(id, n);
-    if (this.counts.size > this.bound) {
-      const oldest = this.counts.keys().next();
-      if (oldest.done !== true) this.counts.delete(oldest.value);
-    }
     return n;
   }
 

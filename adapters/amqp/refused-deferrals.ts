@@ -5,21 +5,17 @@
 // would circle for ever. By message id, in memory, bounded (oldest first out):
 // a restart or an evicted id costs one more refused deferral, not a loss.
 
+import { RecentMap } from '../../lib/recent.ts';
+
 export class RefusedDeferrals {
-  private readonly why = new Map<string, string>();
-  private readonly bound: number;
+  private readonly why: RecentMap<string>;
 
   constructor(bound = 1024) {
-    this.bound = bound;
+    this.why = new RecentMap(bound);
   }
 
   set(id: string, why: string): void {
-    this.why.delete(id);
     this.why.set(id, why);
-    if (this.why.size > this.bound) {
-      const oldest = this.why.keys().next();
-      if (oldest.done !== true) this.why.delete(oldest.value);
-    }
   }
 
   /** The refusal recorded for `id`, forgotten as it is read. */
