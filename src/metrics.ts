@@ -50,12 +50,15 @@ export class Metrics {
    */
   private readonly receivedTally = new Map<string, Map<string, { n: number }>>();
   private readonly deliveredTally = new Map<string, { n: number }>();
+  /** By original, then resulting version (numbers: no label string built per message). */
+  private readonly translatedTally = new Map<number, Map<number, { n: number }>>();
 
   constructor(registry: Registry, probes: Probes, options: { defaultMetrics?: boolean } = {}) {
     this.registry = registry;
     const registers = [registry];
     const receivedTally = this.receivedTally;
     const deliveredTally = this.deliveredTally;
+    const translatedTally = this.translatedTally;
     this.received = new Counter({
       name: 'turnout_messages_received_total', help: 'Messages consumed, by source and schema version ("invalid" when the header is not a version).', labelNames: ['source', 'version'], registers,
       collect() {
@@ -68,7 +71,12 @@ export class Metrics {
         for (const [source, t] of deliveredTally) if (t.n > 0) (this.inc({ source }, t.n), (t.n = 0));
       },
     });
-    this.translated = new Counter({ name: 'turnout_messages_translated_total', help: 'Messages translated, by original and resulting version.', labelNames: ['from', 'to'], registers });
+    this.translated = new Counter({
+      name: 'turnout_messages_translated_total', help: 'Messages translated, by original and resulting version.', labelNames: ['from', 'to'], registers,
+      collect() {
+        for (const [from, tos] of translatedTally) for (const [to, t] of tos) if (t.n > 0) (this.inc({ from: String(from), to: String(to) }, t.n), (t.n = 0));
+      },
+    });
     this.deferred = new Counter({ name: 'turnout_messages_deferred_total', help: 'Messages returned to their source to be seen again later.', labelNames: ['source', 'version'], registers });
     this.deadLettered = new Counter({ name: 'turnout_messages_dead_lettered_total', help: 'Messages dead-lettered, by reason.', labelNames: ['source', 'reason'], registers });
     this.routed = new Counter({ name: 'turnout_messages_routed_total', help: 'Messages published to the blue or green target.', labelNames: ['color'], registers });
@@ -106,6 +114,14 @@ export class Metrics {
     if (versions === undefined) this.receivedTally.set(source, (versions = new Map()));
     const t = versions.get(version);
     if (t === undefined) versions.set(version, { n: 1 });
+    else t.n++;
+  }
+
+  countTranslated(from: number, to: number): void {
+    let tos = this.translatedTally.get(from);
+    if (tos === undefined) this.translatedTally.set(from, (tos = new Map()));
+    const t = tos.get(to);
+    if (t === undefined) tos.set(to, { n: 1 });
     else t.n++;
   }
 

@@ -180,7 +180,7 @@ export class Pipeline {
           if (err instanceof TranslateError) return this.deadLetter(m, err.reason, err.message, 0);
           throw err;
         }
-        metrics.translated.inc({ from: String(decision.chain.from), to: String(decision.chain.to) });
+        metrics.countTranslated(decision.chain.from, decision.chain.to);
         const headers = withTwoHeaders(m.headers, config.versionHeader, String(decision.chain.to), 'x-turnout-translated-from', String(decision.chain.from));
         out = { ...m, payload, contentType: 'application/json', headers };
         break;
@@ -244,9 +244,10 @@ export class Pipeline {
       try {
         await broker.publish(target, copy);
       } catch (err) {
-        // Refused for its shape (not for being down): the headers are what no
-        // broker call will change, so the copy goes without them.
-        if (!isBrokerError(err) || err.code !== 'invalid') throw err;
+        // Refused for its shape or size (not for being down): the headers are
+        // what no broker call will change and what the dead-letter copy added
+        // to a message the broker took, so the copy goes without them.
+        if (!isBrokerError(err) || (err.code !== 'invalid' && err.code !== 'too-large')) throw err;
         logger.warn({ ...log, err, target }, 'the dead-letter target refused the copy\'s headers; dead-lettering it without them');
         await broker.publish(target, withoutOwnHeaders(copy, config.versionHeader, err.message));
       }

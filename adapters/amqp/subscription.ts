@@ -12,7 +12,7 @@ import { sleep } from '../../lib/backoff.ts';
 import { fromDelivery } from './codec.ts';
 import { delayQueueName, stripOwnDeath } from './delay.ts';
 import { classify } from './errors.ts';
-import { RefusedDeferrals } from './refused-deferrals.ts';
+import { RefusedDeferrals } from '../refused-deferrals.ts';
 
 interface Generation {
   channel: Channel;

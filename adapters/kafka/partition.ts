@@ -12,6 +12,14 @@ export interface Rec {
   /** Deferral-topic records: not handed out before this time (epoch ms). */
   notBefore?: number;
   redelivered: boolean;
+  /**
+   * The broker refused this record's deferred copy for its size or shape
+   * (MESSAGE_TOO_LARGE, INVALID_RECORD): handed out again with the refusal,
+   * so the pipeline dead-letters it instead of deferring it again, which
+   * would hold the partition's head for ever. Kept on the record only: a
+   * record fetched anew (rebalance, restart) costs one more refused deferral.
+   */
+  deferRefused?: string;
   /** Payload bytes, for the buffer bound. */
   size: number;
 }

@@ -18,7 +18,7 @@
 import type { Consumer, EachBatchPayload, IMemberAssignment, Kafka } from 'kafkajs';
 import { backoffCeiling } from '../../lib/backoff.ts';
 import type { Logger } from '../../lib/log.ts';
-import type { Disposition, Handler, Message, Subscription } from '../broker.ts';
+import { isBrokerError, type Disposition, type Handler, type Message, type Subscription } from '../broker.ts';
 import { invoke, logFailure, received, type FailureReport } from '../handler.ts';
 import { OffsetCommits, type CommitPosition } from './commits.ts';
 import { classify, isRebalance } from './errors.ts';
@@ -258,7 +258,9 @@ export class KafkaSubscription implements Subscription {
     const seen = this.handedOut.get(p.key);
     if (seen === undefined || rec.offset > seen) this.handedOut.set(p.key, rec.offset);
     this.maybeResume(p);
-    invoke(this.options.handler, received(rec.message, this.source, rec.redelivered), this.report, (disposition) => this.settle(p, rec, disposition))
+    const message = received(rec.message, this.source, rec.redelivered);
+    if (rec.deferRefused !== undefined) message.deferRefused = rec.deferRefused;
+    invoke(this.options.handler, message, this.report, (disposition) => this.settle(p, rec, disposition))
       .catch((err: unknown) => this.log.error({ err }, 'settling a kafka message failed'));
   }
 
@@ -277,6 +279,8 @@ export class KafkaSubscription implements Subscription {
           try {
             await this.options.defer(this.deferTopic, { ...rec.message, headers: disposition.headers }, Date.now() + disposition.delayMs);
           } catch (err) {
+            // Refused for what it is, not for the broker being away: deferring it again cannot work.
+            if (isBrokerError(err) && (err.code === 'too-large' || err.code === 'invalid')) rec.deferRefused = err.message;
             this.log.warn({ err, id: rec.message.id }, 'could not publish the deferred copy; the message will be handed out again');
             this.retry(p, rec);
             return;

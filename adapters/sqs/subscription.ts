@@ -18,7 +18,7 @@
 import { ReceiveMessageCommand, type Message as SqsMessage, type SQSClient } from '@aws-sdk/client-sqs';
 import { backoffDelay, sleep } from '../../lib/backoff.ts';
 import type { Logger } from '../../lib/log.ts';
-import type { Disposition, Handler, Message, Received, Subscription } from '../broker.ts';
+import { isBrokerError, type Disposition, type Handler, type Message, type Received, type Subscription } from '../broker.ts';
 import { invoke, logFailure, type FailureReport } from '../handler.ts';
 import { FifoGroups, releaseOrder } from './fifo-groups.ts';
 import type { Batcher } from './batcher.ts';
@@ -27,6 +27,7 @@ import { classify, isStaleReceipt } from './errors.ts';
 import { Lease, type LeaseSettings } from './lease.ts';
 import type { SqsOptions } from './options.ts';
 import type { QueueInfo } from './queues.ts';
+import { RefusedDeferrals } from '../refused-deferrals.ts';
 import type { RejectMemory } from './reject-memory.ts';
 
 export interface VisibilityEntry {
@@ -94,6 +95,8 @@ export class SqsSubscription implements Subscription {
   private readonly applying = new Set<Promise<void>>();
   private roomWaiters: (() => void)[] = [];
   private loops: Promise<void>[] = [];
+  /** Messages whose deferred copy SQS refused (too large for the queue once turnout's headers are added). */
+  private readonly deferRefused = new RefusedDeferrals();
 
   constructor(deps: SqsSubscriptionDeps) {
     this.deps = deps;
@@ -244,6 +247,8 @@ export class SqsSubscription implements Subscription {
     }
     const decoded = decode(m, this.deps.source);
     const r = decoded.received;
+    const refused = this.deferRefused.take(r.id);
+    if (refused !== undefined) r.deferRefused = refused;
     if (decoded.metaProblem) this.deps.logger.warn({ source: this.deps.source, sqsMessageId: m.MessageId, problem: decoded.metaProblem }, 'unreadable x-turnout attribute; taken as a plain SQS message');
     const group = this.deps.queue.fifo ? m.Attributes?.MessageGroupId : undefined;
     const h: Held = {
@@ -391,6 +396,8 @@ export class SqsSubscription implements Subscription {
       await this.deps.resend(this.deps.queue, copy, { delaySeconds, notBefore, groupId: h.group });
     } catch (err) {
       // Without a new copy, keep the old one out of sight for the delay (its headers stay as they were).
+      // Refused for what it is (not for SQS being away): its next delivery is dead-lettered instead.
+      if (isBrokerError(err) && (err.code === 'too-large' || err.code === 'invalid')) this.deferRefused.set(h.message.id, err.message);
       this.deps.logger.warn({ source: this.deps.source, messageId: h.id, err }, 'deferral copy could not be sent; holding the message invisible instead');
       await h.lease.stop();
       const seconds = Math.min(Math.ceil(delayMs / 1000), this.deps.options.maxVisibilitySeconds - 1);

@@ -14,6 +14,11 @@
  *   missing <topic>                   behave like a broker with auto-creation
  *                                     off: Metadata says the topic is unknown
  *   restore <topic>                   undo `missing`: the topic exists (again)
+ *   fail-produce <error code> <count> the next <count> Produce requests, from
+ *                                     any client to any broker, fail with
+ *                                     that Kafka error code (e.g. 10,
+ *                                     MESSAGE_TOO_LARGE: the mock does not
+ *                                     enforce message.max.bytes itself)
  */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -23,7 +28,7 @@
 
 int main(int argc, char **argv) {
         char errstr[512], line[1024], topic[512];
-        int brokers = argc > 1 ? atoi(argv[1]) : 1, partitions;
+        int brokers = argc > 1 ? atoi(argv[1]) : 1, partitions, code, count;
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
         /* The handle only does the cluster's bookkeeping; keep it quiet. */
         rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr));
@@ -45,6 +50,13 @@ int main(int argc, char **argv) {
                         err = rd_kafka_mock_topic_create(mc, topic, partitions, brokers < 3 ? brokers : 3);
                 else if (sscanf(line, "missing %511s", topic) == 1) {
                         rd_kafka_mock_topic_set_error(mc, topic, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+                        err = RD_KAFKA_RESP_ERR_NO_ERROR;
+                } else if (sscanf(line, "fail-produce %d %d", &code, &count) == 2 && count > 0) {
+                        /* ApiKey 0 is Produce. */
+                        rd_kafka_resp_err_t errs[64];
+                        if (count > 64) count = 64;
+                        for (int i = 0; i < count; i++) errs[i] = (rd_kafka_resp_err_t)code;
+                        rd_kafka_mock_push_request_errors_array(mc, 0, (size_t)count, errs);
                         err = RD_KAFKA_RESP_ERR_NO_ERROR;
                 } else if (sscanf(line, "restore %511s", topic) == 1) {
                         rd_kafka_mock_topic_set_error(mc, topic, RD_KAFKA_RESP_ERR_NO_ERROR);

@@ -547,6 +547,27 @@ describe('pipeline: dead-lettering', () => {
     assert.deepEqual(h.handlerErrors, []);
   });
 
+  test('the DLQ refuses the copy for its size (too-large, e.g. Kafka MESSAGE_TOO_LARGE) → dead-lettered once without the added headers', async () => {
+    // A message the broker took at its size limit: the dead-letter headers are what pushes the copy past it.
+    const h = await harness({}, { behave: () => 400 });
+    let refused = 0;
+    h.broker.publishFault = (queue, m) => {
+      if (queue !== 'dlq' || m.headers['x-trace'] === undefined) return undefined;
+      refused++;
+      return new BrokerError('too-large', 'publish to dlq: MESSAGE_TOO_LARGE');
+    };
+    const [id] = await h.send(1, () => ({ headers: { 'x-schema-version': '1', 'x-trace': 't-1' } }));
+    await settled(h);
+    const { tally, dlq } = account(h);
+    assert.deepEqual(tally.placesOf(id ?? ''), { dlq: 1 });
+    assert.equal(refused, 1, 'one refused full copy, then the reduced one');
+    assert.equal(h.app?.deliveries.filter((d) => d.id === id).length, 1, 'never released and delivered again');
+    assert.equal(dlq[0]?.headers['x-turnout-dlq-reason'], 'rejected');
+    assert.equal(dlq[0]?.headers['x-trace'], undefined, 'the message\'s own headers are dropped');
+    assert.match(dlq[0]?.headers['x-turnout-error'] ?? '', /dead-letter target refused them \(publish to dlq: MESSAGE_TOO_LARGE\)/);
+    assert.deepEqual(h.handlerErrors, []);
+  });
+
   test('DLQ down for good → the message stays on the source (drained), never dropped', async () => {
     const h = await harness({}, { behave: () => 400 });
     h.broker.publishFault = (queue) => (queue === 'dlq' ? new BrokerError('unavailable', 'dlq is down') : undefined);

@@ -31,6 +31,12 @@ export interface MockCluster {
   markMissing(name: string): Promise<void>;
   /** Undoes markMissing: the topic exists (with the mock's default 4 partitions unless created before). */
   restore(name: string): Promise<void>;
+  /**
+   * The next `count` Produce requests (any client, any topic) fail with this
+   * Kafka error code, e.g. 10 (MESSAGE_TOO_LARGE), as a broker refuses a
+   * record past its message.max.bytes (the mock does not check sizes itself).
+   */
+  failProduce(code: number, count: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -86,6 +92,7 @@ export async function startMockCluster(brokerCount = 1): Promise<MockCluster> {
     },
     markMissing: (name) => command(`missing ${name}`),
     restore: (name) => command(`restore ${name}`),
+    failProduce: (code, count) => command(`fail-produce ${code} ${count}`),
     async stop() {
       child.stdin.end();
       const timer = setTimeout(() => child.kill('SIGKILL'), 3000);

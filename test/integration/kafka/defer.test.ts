@@ -129,6 +129,64 @@ test('dead-letter topic unavailable: the message is released, comes again (redel
   }
 });
 
+test('a deferred copy the broker refuses for its size: dead-lettered once (the dead-letter copy without the headers it is refused with too), its partition goes on', async () => {
+  // The copy carries turnout's deferral headers, so a record at the broker's
+  // message.max.bytes is taken and its deferred copy is not. Before, the
+  // record was handed out again and deferred again for ever: its partition
+  // never moved past it.
+  const src = await cluster.newTopic(1, 'refused');
+  const dlq = `${src}.dlq`;
+  await cluster.createTopic(dlq, 1);
+  const app: TestApp = await startApp(() => 200);
+  const producer = await testProducer(cluster);
+  let t: Awaited<ReturnType<typeof startTurnout>> | undefined;
+  try {
+    await producer.send(src, [
+      { key: 'k', value: '{"n":0}', headers: { 'x-schema-version': '3', 'x-trace': 'own-header' } },
+      { key: 'k', value: '{"n":1}', headers: { 'x-schema-version': '2', 'x-turnout-id': 'behind' } },
+    ]);
+    // The next two Produce requests are refused as a broker refuses a record past message.max.bytes
+    // (error 10, MESSAGE_TOO_LARGE): the deferred copy, then the dead-letter copy with its headers.
+    await cluster.failProduce(10, 2);
+    t = await startTurnout({
+      ...kafkaEnv(cluster),
+      TURNOUT_SOURCE: src,
+      TURNOUT_APP_URL: app.url,
+      TURNOUT_DLQ: '{source}.dlq',
+      TURNOUT_ACCEPT: '2',
+      TURNOUT_DEFER_DELAY: '1000',
+      TURNOUT_MAX_DEFERRALS: '5',
+    });
+    const v3Id = `${src}/0/0`;
+    const seen = await readTopics(cluster, [dlq, `${src}.turnout-defer`], (s) => s.some((m) => m.topic === dlq), { timeoutMs: 30_000 });
+    await waitFor('the message behind it delivered', () => app.accepted.has('behind'), 20_000);
+
+    assert.deepEqual(seen.filter((m) => m.topic === `${src}.turnout-defer`), [], 'no deferred copy was ever taken');
+    const dead = seen.filter((m) => m.topic === dlq);
+    assert.equal(dead.length, 1, 'dead-lettered once');
+    const d = dead[0]!;
+    assert.equal(d.headers['x-turnout-id'], v3Id);
+    assert.equal(d.value, '{"n":0}', 'original payload');
+    assert.equal(d.headers['x-turnout-dlq-reason'], 'unsupported-version');
+    assert.equal(d.headers['x-schema-version'], '3', 'the version header stays');
+    assert.equal(d.headers['x-trace'], undefined, 'the message\'s own headers went: the full copy was refused too');
+    assert.match(d.headers['x-turnout-error'] ?? '', /refused its deferred copy \(publish to .*MESSAGE_TOO_LARGE/);
+    assert.match(d.headers['x-turnout-error'] ?? '', /other headers were dropped: the dead-letter target refused them/);
+    assert.equal(app.deliveries.filter((x) => x.id === v3Id).length, 0, 'the app never saw the v3 message');
+    assert.equal(app.accepted.get('behind')?.length, 1, 'the record behind it delivered once');
+
+    const m = await scrape(t.baseUrl);
+    assert.equal(metricValue(m, 'turnout_messages_dead_lettered_total', { source: src, reason: 'unsupported-version' }), 1);
+    assert.equal(metricValue(m, 'turnout_messages_deferred_total', { source: src, version: '3' }), 1, 'counted when turnout chose to defer it, before the broker refused the copy');
+    await waitFor('lag 0', async () => (await depthOf(t!.baseUrl, src)) === 0, 10_000);
+    assert.equal(await t.stop(), 0);
+  } finally {
+    await producer.close();
+    await t?.kill();
+    await app.close();
+  }
+});
+
 test('TURNOUT_DLQ is required with Kafka: exit 2 naming it', async () => {
   const r = await runTurnout(['run'], { ...kafkaEnv(cluster), TURNOUT_SOURCE: 'orders', TURNOUT_APP_URL: 'http://127.0.0.1:9/' });
   assert.equal(r.code, 2);

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { ReceiveMessageCommand, SendMessageCommand, GetQueueUrlCommand } from '@aws-sdk/client-sqs';
 import { BrokerError, type BrokerAdapter, type Disposition, type Message, type Received } from '../../../adapters/broker.ts';
+import { encode } from '../../../adapters/sqs/codec.ts';
 import { Tally } from '../../support/tally.ts';
 import { sleep, waitFor } from '../../support/wait.ts';
 import { sqsAdapter } from './adapter.ts';
@@ -262,6 +263,33 @@ describe('sqs adapter behaviour', () => {
     await assert.rejects(a.publish(q, msg({ payload: Buffer.alloc(4096, 0x61) })), isCode('too-large'));
     await a.publish(q, msg({ payload: Buffer.alloc(1000, 0x61) }));
     assert.equal((await emu.drain(q)).length, 1);
+  });
+
+  test('a deferred copy too large for the queue: the message comes back once, carrying the refusal, instead of being deferred in circles', async () => {
+    // The copy carries one more attribute (the deferral count) than the message SQS took at its queue's limit.
+    const q = emu.name('refdefer');
+    await emu.createQueue(q, { MaximumMessageSize: '2048' });
+    const a = await open();
+    const probe = msg({ payload: Buffer.alloc(1000, 0x61) });
+    const fill = 1000 + 2048 - encode(probe, { spill: false }).size;
+    const m0 = msg({ payload: Buffer.alloc(fill, 0x61) });
+    assert.equal(encode(m0, { spill: false }).size, 2048, 'the message is exactly at the queue\'s limit');
+    await a.publish(q, m0);
+    const seen: Received[] = [];
+    const sub = await a.consume(q, async (m): Promise<Disposition> => {
+      seen.push(m);
+      if (m.deferRefused !== undefined) return { kind: 'ack' };
+      return { kind: 'defer', delayMs: 1000, headers: { ...m.headers, 'x-turnout-deferrals': '1' } };
+    }, { prefetch: 1 });
+    await waitFor('two handlings', () => seen.length >= 2, 15_000);
+    await sleep(1500);
+    await sub.stop();
+    assert.equal(seen.length, 2, 'handled twice: the refused deferral, then the copy carrying the refusal');
+    assert.ok(seen.every((r) => r.id === m0.id));
+    assert.equal(seen[0]?.deferRefused, undefined);
+    assert.match(seen[1]?.deferRefused ?? '', /shorter than 2048 bytes|too large/i);
+    assert.equal(seen[1]?.headers['x-turnout-deferrals'], undefined, 'the message as it was: no copy was made');
+    await assertEmpty(q);
   });
 
   test('plain SQS on both sides: attributes as headers, turnout metadata in one x-turnout attribute', async () => {
