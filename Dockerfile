@@ -80,8 +80,14 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
 #   ~20 MiB compiler zone in the first second under load: a transient that
 #   set the process's peak RSS. V8's baseline WebAssembly code parses the
 #   app's short responses without a measurable throughput change.
-# Keep in sync with CONTAINER_NODE_ARGS in bench/core.bench.ts
+# --no-maglev: V8's mid-tier JavaScript compiler (Maglev) cost ~11-16 MiB of
+#   peak RSS under full load (its compiler zones and code), and turning it
+#   off cost no CPU: 3 alternating runs each, peak RSS pass 87.8-89.4 vs
+#   101.5-102.2 MiB, translate 88.4-90.2 vs 98.7-104.5, the CLI process
+#   87.6-88.5 vs 93.5-104.3; CPU per message pass 25-26 vs 28-29 us,
+#   translate 46 vs 50-51 us. The interpreter, Sparkplug and TurboFan remain.
+# Keep in sync with IMAGE_NODE_ARGS in bench/lib/runtime.ts
 # (test/deploy/bundle.test.ts checks it). Overriding the container's
 # `command` drops these flags; override `args` instead.
-ENTRYPOINT ["node", "--max-semi-space-size=2", "--liftoff-only", "dist/cli.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=2", "--liftoff-only", "--no-maglev", "dist/cli.js"]
 CMD ["run"]
