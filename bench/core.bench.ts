@@ -10,7 +10,9 @@
 //       POSTing the same messages straight to the same app with the same
 //       concurrency: throughput, and latency at a paced 1 000 msg/s. The
 //       translated case (1→2, through the compiled step: it checks that no
-//       message went to the worker pool) against pass-through: ≥ 70 %. The
+//       message went to the worker pool) against pass-through: ≥ 70 %. An
+//       info row runs the identity step `$` the same way: parsing and
+//       serialising alone, the ceiling of that ratio on this path. The
 //       baseline uses request(), the API an app would; a reference row uses
 //       dispatch(), the lower-level API turnout's AppClient uses, to show
 //       turnout's cost over the cheapest undici client too.
@@ -102,6 +104,8 @@ const PACE_MESSAGES = 2_500;
 const SOURCE = 'bench-in';
 const DLQ = 'bench-dlq';
 const PAYLOAD = benchPayload();
+/** A 1->2 step that changes nothing: what parsing and serialising alone cost (compiled, like the reference's step). */
+const IDENTITY_YAML = '"1->2": "$"\n';
 
 // ---- cases (each runs in its own child process) ------------------------------
 
@@ -153,6 +157,8 @@ const CASES: Record<string, CaseFn> = {
 
   'turnout-pass': async (app, appUrl) => turnoutThroughput('turnout-pass', app, appUrl, 'all'),
   'turnout-translate': async (app, appUrl) => turnoutThroughput('turnout-translate', app, appUrl, '2'),
+  // The floor under any translation on this path: the identity step `$` still parses the payload and serialises the result.
+  'turnout-translate-identity': async (app, appUrl) => turnoutThroughput('turnout-translate-identity', app, appUrl, '2', IDENTITY_YAML),
 
   'turnout-cli': async (app, appUrl) => {
     const { dir, file: translatorsFile } = translatorsFileInTemp();
@@ -223,9 +229,9 @@ async function clientThroughput(name: string, app: BenchAppControl, post: Poster
   return throughputResult(name, run, rss.stop(), problems);
 }
 
-async function turnoutThroughput(name: string, app: BenchAppControl, appUrl: string, accept: string): Promise<CaseResult> {
+async function turnoutThroughput(name: string, app: BenchAppControl, appUrl: string, accept: string, translatorsYaml = TRANSLATORS_YAML): Promise<CaseResult> {
   const rss = new RssSampler().start();
-  const t = await startTurnout(appUrl, accept);
+  const t = await startTurnout(appUrl, accept, translatorsYaml);
   const problems: string[] = [];
   const publish = async (prefix: string, n: number): Promise<void> => {
     for (let i = 0; i < n; i++) {
@@ -339,16 +345,16 @@ interface Started {
   dir: string;
 }
 
-/** The reference's example translators in a fresh temporary folder (the caller removes `dir`). */
-function translatorsFileInTemp(): { dir: string; file: string } {
+/** A translators file (default: the reference's example steps) in a fresh temporary folder (the caller removes `dir`). */
+function translatorsFileInTemp(yaml = TRANSLATORS_YAML): { dir: string; file: string } {
   const dir = mkdtempSync(join(tmpdir(), 'turnout-bench-'));
   const file = join(dir, 'translators.yaml');
-  writeFileSync(file, TRANSLATORS_YAML);
+  writeFileSync(file, yaml);
   return { dir, file };
 }
 
-async function startTurnout(appUrl: string, accept: string): Promise<Started> {
-  const { dir, file: translators } = translatorsFileInTemp();
+async function startTurnout(appUrl: string, accept: string, translatorsYaml = TRANSLATORS_YAML): Promise<Started> {
+  const { dir, file: translators } = translatorsFileInTemp(translatorsYaml);
   const { config } = loadConfig({
     broker: 'memory',
     source: SOURCE,
@@ -457,14 +463,14 @@ function limiter(width: number): (job: () => Promise<void>) => void {
 
 const PART: Record<string, 'a' | 'b'> = {
   'translate-jsonata': 'a', 'translate-turnout': 'a', 'translate-reference': 'a',
-  'http-direct': 'b', 'http-dispatch': 'b', 'turnout-pass': 'b', 'turnout-cli': 'b', 'turnout-translate': 'b',
+  'http-direct': 'b', 'http-dispatch': 'b', 'turnout-pass': 'b', 'turnout-cli': 'b', 'turnout-translate': 'b', 'turnout-translate-identity': 'b',
   'http-direct-paced': 'b', 'turnout-paced': 'b',
 };
 
 /** The order of child runs: (a) once, then alternating passes of the (b) pairs. */
 function schedule(): string[] {
   const runs = ['translate-jsonata', 'translate-turnout', 'translate-reference'];
-  for (let p = 0; p < B_PASSES; p++) runs.push('http-direct', 'http-dispatch', 'turnout-pass', 'turnout-translate', 'turnout-cli');
+  for (let p = 0; p < B_PASSES; p++) runs.push('http-direct', 'http-dispatch', 'turnout-pass', 'turnout-translate', 'turnout-translate-identity', 'turnout-cli');
   for (let p = 0; p < B_PASSES; p++) runs.push('http-direct-paced', 'turnout-paced');
   return runs;
 }
@@ -601,6 +607,8 @@ function report(results: Map<string, CaseResult>, runs: Map<string, CaseResult[]
     const t = rp === undefined ? 'no pass-through run' : judge(`(b) translated 1→2 (compiled) throughput ≥ ${pct(TARGETS.minTranslatedVsPassRatio)} of pass-through`, pct(rp), rp >= TARGETS.minTranslatedVsPassRatio);
     row('b', 'broker → turnout → app (translate 1→2, compiled)', tr, pct(ratio(tr, bBase)), `${pct(rp)} of pass ≥ ${pct(TARGETS.minTranslatedVsPassRatio)}: ${t}; ${rssCheck(tr)}`);
   }
+  const id = results.get('turnout-translate-identity');
+  if (id) row('b', 'broker → turnout → app (identity step `$`: parse + serialise only)', id, pct(ratio(id, bBase)), `(info) ${pct(pass ? ratio(id, pass) : undefined)} of pass: the ceiling of the translated ratio on this path`);
 
   const cli = results.get('turnout-cli');
   if (cli) row('b', 'turnout CLI process, fed through its POST /v1/publish', cli, '–', `(info: serves the publishes too); ${rssCheck(cli)}`);
