@@ -110,24 +110,28 @@ export class Metrics {
 
   /** The hot-path counters: a tally read into prom-client's counter when it is collected. */
   countReceived(source: string, version: string): void {
-    let versions = this.receivedTally.get(source);
-    if (versions === undefined) this.receivedTally.set(source, (versions = new Map()));
-    const t = versions.get(version);
-    if (t === undefined) versions.set(version, { n: 1 });
-    else t.n++;
+    bump(inner(this.receivedTally, source), version);
   }
 
   countTranslated(from: number, to: number): void {
-    let tos = this.translatedTally.get(from);
-    if (tos === undefined) this.translatedTally.set(from, (tos = new Map()));
-    const t = tos.get(to);
-    if (t === undefined) tos.set(to, { n: 1 });
-    else t.n++;
+    bump(inner(this.translatedTally, from), to);
   }
 
   countDelivered(source: string): void {
-    const t = this.deliveredTally.get(source);
-    if (t === undefined) this.deliveredTally.set(source, { n: 1 });
-    else t.n++;
+    bump(this.deliveredTally, source);
   }
+}
+
+/** The tally of one label set, counted up. */
+function bump<K>(tally: Map<K, { n: number }>, key: K): void {
+  const t = tally.get(key);
+  if (t === undefined) tally.set(key, { n: 1 });
+  else t.n++;
+}
+
+/** The tallies under the first label's value, made on first use. */
+function inner<K, V>(tally: Map<K, Map<V, { n: number }>>, key: K): Map<V, { n: number }> {
+  let m = tally.get(key);
+  if (m === undefined) tally.set(key, (m = new Map()));
+  return m;
 }
