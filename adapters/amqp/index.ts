@@ -57,6 +57,8 @@ export class AmqpBroker implements BrokerAdapter {
   private reconnectAttempt = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private readonly subs = new Set<AmqpSubscription>();
+  /** Consumer channels closing (after the acks written on them): close() waits for them before the connection's end. */
+  private readonly channelCloses = new Set<Promise<unknown>>();
   /** Delay queues declared (or being declared) on the broker, by name. */
   private readonly delayQueues = new Map<string, Promise<void>>();
 
@@ -87,6 +89,10 @@ export class AmqpBroker implements BrokerAdapter {
       logger: this.log,
       defer: (src, message, delayMs) => this.publishDeferred(src, message, delayMs),
       lost: (lostSub) => this.restartLater(lostSub),
+      closing: (done) => {
+        this.channelCloses.add(done);
+        void done.finally(() => this.channelCloses.delete(done));
+      },
     });
     await sub.start(conn);
     this.forgetFinished();
@@ -167,6 +173,8 @@ export class AmqpBroker implements BrokerAdapter {
     const conn = this.conn;
     this.conn = undefined;
     this.publisher = undefined;
+    // Acks go before the connection's end (see SubscriptionDeps.closing); a broker that does not answer costs at most this.
+    if (conn && this.channelCloses.size > 0) await settledWithin([...this.channelCloses], CHANNEL_CLOSE_WAIT_MS);
     // Closing the connection hands every unacked message back to RabbitMQ.
     if (conn) await conn.close().catch((err: unknown) => this.log.debug({ err }, 'closing the connection failed'));
   }
@@ -318,4 +326,18 @@ export class AmqpBroker implements BrokerAdapter {
     ch.close().catch(() => {});
     this.log.info({ queue, source }, `declared delay queue ${queue}: deferred messages wait there for their TTL, then RabbitMQ dead-letters them back to ${source}`);
   }
+}
+
+/** How long close() waits for consumer channels to close before it ends the connection anyway. */
+const CHANNEL_CLOSE_WAIT_MS = 5_000;
+
+/** Resolves when every promise has settled, or after `ms` (its timer then cleared: it holds no process open). */
+function settledWithin(promises: Promise<unknown>[], ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    void Promise.allSettled(promises).then(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }

@@ -30,6 +30,15 @@ export interface SubscriptionDeps {
   defer(source: string, message: Message, delayMs: number): Promise<void>;
   /** The channel died while the subscription should still be consuming. */
   lost(sub: AmqpSubscription): void;
+  /**
+   * A channel close under way: the connection's close waits for it. amqplib
+   * writes the frames of its channels round-robin, so a connection close
+   * could overtake acks still queued on a channel, and RabbitMQ discards
+   * what follows a connection close: those messages would come again. A
+   * channel's own close goes after its acks, and its close-ok says
+   * RabbitMQ took them.
+   */
+  closing(done: Promise<unknown>): void;
 }
 
 /** How long a message whose deferral could not be published is held before it is released (no hot loop). */
@@ -144,9 +153,18 @@ export class AmqpSubscription implements Subscription {
     this.closeWhenIdle(g);
   }
 
-  /** The adapter closes: nothing more is taken, and the connection's end hands every unsettled message back. */
+  /**
+   * The adapter closes: nothing more is taken; each open channel is closed
+   * after the acks written on it (deps.closing), and what is still unsettled
+   * goes back to RabbitMQ.
+   */
   close(): void {
     this.stopped = true;
+    for (const g of this.generations) {
+      if (g.dead) continue;
+      g.dead = true;
+      this.deps.closing(g.channel.close().catch(() => {}));
+    }
     this.detach();
   }
 
@@ -240,6 +258,6 @@ export class AmqpSubscription implements Subscription {
     if (g.active > 0 || g.dead) return;
     g.dead = true;
     this.generations.delete(g);
-    g.channel.close().catch(() => {});
+    this.deps.closing(g.channel.close().catch(() => {}));
   }
 }

@@ -325,6 +325,32 @@ describe('amqp adapter on RabbitMQ', () => {
     assert.deepEqual(landed.map((m) => m.properties.messageId).sort(), [...confirmed].sort(), 'exactly the confirmed ones: a publish told it failed was not enqueued (its retry would be a duplicate)');
   });
 
+  test('close() right after a burst of acks: every ack reaches RabbitMQ before the connection ends (nothing handed out again)', async () => {
+    // amqplib writes its channels' frames round-robin: the connection's close frame used to overtake acks still
+    // queued on the consumer channel, RabbitMQ discarded them and requeued those messages (after a graceful drain,
+    // each would reach its target twice). Seen as a duplicate in the rollout tests when a router was SIGTERMed.
+    const q = await rabbit.queue('classic', 'close-acks');
+    const b = await connectedBroker();
+    const n = 60;
+    for (let i = 0; i < n; i++) await b.publish(q, msg());
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let held = 0;
+    await b.consume(q, async (): Promise<Disposition> => {
+      held++;
+      await gate;
+      return { kind: 'ack' };
+    }, { prefetch: n });
+    await waitFor(`all ${n} held`, () => held === n, 10_000);
+    // Every handler answers at once; the acks are written in this same turn of the event loop, and close() starts before amqplib flushes them.
+    open();
+    for (let i = 0; i < 20; i++) await Promise.resolve();
+    await b.close();
+    // Unacked messages would be ready again as soon as the connection is gone.
+    await sleep(300);
+    assert.equal(await rabbit.ready(q), 0, 'every acked message stayed acked');
+  });
+
   test('bad credentials are forbidden, an unreachable broker is unavailable', async () => {
     const bad = new AmqpBroker({ url: 'amqp://nobody:wrong@127.0.0.1:5672', logger: testLogger() });
     await assert.rejects(bad.connect(), (err: unknown) => err instanceof BrokerError && err.code === 'forbidden');
