@@ -26,10 +26,10 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream,
 
 /**
  * Sends process warnings through the JSON log instead of Node's plain-text
- * line on stderr, which log pipelines that parse every line choke on. Node 24
- * raises one, for instance, for kafkajs 2.2.4's negative setTimeout in its
- * request queue (TimeoutNegativeWarning; harmless, Node waits 1 ms). For the
- * process entry point only: it replaces Node's own printer.
+ * line on stderr, which log pipelines that parse every line choke on (Node 24
+ * raised a TimeoutNegativeWarning for kafkajs 2.2.4's request queue until
+ * adapters/kafka/idle-loop.ts replaced it). For the process entry point only:
+ * it replaces Node's own printer.
  */
 export function logProcessWarnings(logger: Logger): void {
   process.removeAllListeners('warning');

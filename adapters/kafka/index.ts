@@ -8,6 +8,7 @@
 // of its own (capabilities.ts), so TURNOUT_DLQ is required (config/load.ts).
 
 import { Kafka, Partitioners, type Admin, type Producer } from 'kafkajs';
+import './idle-loop.ts';
 import { expandTarget } from '../../lib/targets.ts';
 import type { Logger } from '../../lib/log.ts';
 import {
