@@ -216,3 +216,10 @@ export class BrokerError extends Error {
 }
 
 export const isBrokerError = (err: unknown): err is BrokerError => err instanceof BrokerError;
+
+/**
+ * The broker refused a message for its size or shape, not for being away:
+ * sending the same message again cannot work (a deferred copy is
+ * dead-lettered instead, a dead-letter copy goes without its headers).
+ */
+export const refusedForShape = (err: unknown): err is BrokerError => isBrokerError(err) && (err.code === 'too-large' || err.code === 'invalid');

@@ -14,7 +14,7 @@
 // to the broker rather than dropping it.
 
 import type { BrokerAdapter, Disposition, Message, Received, Subscription } from '../adapters/broker.ts';
-import { isBrokerError } from '../adapters/broker.ts';
+import { refusedForShape } from '../adapters/broker.ts';
 import type { Config } from '../config/schema.ts';
 import { expandTarget } from '../lib/targets.ts';
 import { backoffDelay, sleep } from '../lib/backoff.ts';
@@ -247,7 +247,7 @@ export class Pipeline {
         // Refused for its shape or size (not for being down): the headers are
         // what no broker call will change and what the dead-letter copy added
         // to a message the broker took, so the copy goes without them.
-        if (!isBrokerError(err) || (err.code !== 'invalid' && err.code !== 'too-large')) throw err;
+        if (!refusedForShape(err)) throw err;
         logger.warn({ ...log, err, target }, 'the dead-letter target refused the copy\'s headers; dead-lettering it without them');
         await broker.publish(target, withoutOwnHeaders(copy, config.versionHeader, err.message));
       }

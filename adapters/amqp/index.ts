@@ -11,6 +11,7 @@ import * as amqp from 'amqplib';
 import type { ChannelModel } from 'amqplib';
 import { backoffCeiling } from '../../lib/backoff.ts';
 import type { Logger } from '../../lib/log.ts';
+import { settledWithin } from '../../lib/settle.ts';
 import {
   BrokerError,
   type AdapterContext,
@@ -330,14 +331,3 @@ export class AmqpBroker implements BrokerAdapter {
 
 /** How long close() waits for consumer channels to close before it ends the connection anyway. */
 const CHANNEL_CLOSE_WAIT_MS = 5_000;
-
-/** Resolves when every promise has settled, or after `ms` (its timer then cleared: it holds no process open). */
-function settledWithin(promises: Promise<unknown>[], ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    void Promise.allSettled(promises).then(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}

@@ -18,7 +18,7 @@
 import type { Consumer, EachBatchPayload, IMemberAssignment, Kafka } from 'kafkajs';
 import { backoffCeiling } from '../../lib/backoff.ts';
 import type { Logger } from '../../lib/log.ts';
-import { isBrokerError, type Disposition, type Handler, type Message, type Subscription } from '../broker.ts';
+import { refusedForShape, type Disposition, type Handler, type Message, type Subscription } from '../broker.ts';
 import { invoke, logFailure, received, type FailureReport } from '../handler.ts';
 import { OffsetCommits, type CommitPosition } from './commits.ts';
 import { classify, isRebalance } from './errors.ts';
@@ -280,7 +280,7 @@ export class KafkaSubscription implements Subscription {
             await this.options.defer(this.deferTopic, { ...rec.message, headers: disposition.headers }, Date.now() + disposition.delayMs);
           } catch (err) {
             // Refused for what it is, not for the broker being away: deferring it again cannot work.
-            if (isBrokerError(err) && (err.code === 'too-large' || err.code === 'invalid')) rec.deferRefused = err.message;
+            if (refusedForShape(err)) rec.deferRefused = err.message;
             this.log.warn({ err, id: rec.message.id }, 'could not publish the deferred copy; the message will be handed out again');
             this.retry(p, rec);
             return;

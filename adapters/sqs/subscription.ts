@@ -17,8 +17,9 @@
 
 import { ReceiveMessageCommand, type Message as SqsMessage, type SQSClient } from '@aws-sdk/client-sqs';
 import { backoffDelay, sleep } from '../../lib/backoff.ts';
+import { settledWithin } from '../../lib/settle.ts';
 import type { Logger } from '../../lib/log.ts';
-import { isBrokerError, type Disposition, type Handler, type Message, type Received, type Subscription } from '../broker.ts';
+import { refusedForShape, type Disposition, type Handler, type Message, type Received, type Subscription } from '../broker.ts';
 import { invoke, logFailure, type FailureReport } from '../handler.ts';
 import { FifoGroups, releaseOrder } from './fifo-groups.ts';
 import type { Batcher } from './batcher.ts';
@@ -137,17 +138,10 @@ export class SqsSubscription implements Subscription {
    */
   async close(): Promise<void> {
     await this.stop();
-    const polls = Promise.allSettled(this.loops);
-    let timer: NodeJS.Timeout | undefined;
-    const waited = await Promise.race([
-      polls.then(() => true),
-      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), this.deps.options.closeWaitMs))),
-    ]);
-    clearTimeout(timer);
-    if (!waited) {
+    if (!(await settledWithin(this.loops, this.deps.options.closeWaitMs))) {
       this.deps.logger.warn({ source: this.deps.source, closeWaitMs: this.deps.options.closeWaitMs }, 'a receive request did not answer in time; cutting it off (a message it took stays hidden for the visibility timeout)');
       this.cutOff.abort();
-      await polls;
+      await Promise.allSettled(this.loops);
     }
     await this.releaseInOrder([...this.unsettled].filter((h) => !h.finished));
     await Promise.allSettled([...this.applying]);
@@ -397,7 +391,7 @@ export class SqsSubscription implements Subscription {
     } catch (err) {
       // Without a new copy, keep the old one out of sight for the delay (its headers stay as they were).
       // Refused for what it is (not for SQS being away): its next delivery is dead-lettered instead.
-      if (isBrokerError(err) && (err.code === 'too-large' || err.code === 'invalid')) this.deferRefused.set(h.message.id, err.message);
+      if (refusedForShape(err)) this.deferRefused.set(h.message.id, err.message);
       this.deps.logger.warn({ source: this.deps.source, messageId: h.id, err }, 'deferral copy could not be sent; holding the message invisible instead');
       await h.lease.stop();
       const seconds = Math.min(Math.ceil(delayMs / 1000), this.deps.options.maxVisibilitySeconds - 1);
