@@ -15,8 +15,16 @@
 import jsonata from 'jsonata';
 import { ALL_JSONATA_FUNCTIONS, HOF_NATIVES, NATIVES, native, type Native } from './builtins.ts';
 
-/** A step left the compiled path's bounds (time slice, depth, size): the reference evaluator decides. */
-export class Overrun extends Error {
+/** The compiled path gives no answer for this input: the reference evaluator decides (fast.ts hands it over). */
+export class HandOver extends Error {
+  constructor(why: string) {
+    super(why);
+    this.name = 'HandOver';
+  }
+}
+
+/** A step left the compiled path's bounds (time slice, depth, size): handed over, and counted towards demotion. */
+export class Overrun extends HandOver {
   constructor(why: string) {
     super(why);
     this.name = 'Overrun';
@@ -692,8 +700,12 @@ function compileObject(n: Node): Code {
     }
     const g = frame.guard;
     const groups: Record<string, { data: unknown; exprIndex: number }> = Object.create(null);
+    // jsonata pushes undefined onto an empty input array itself (evaluateGroupExpression), so every other
+    // reference to that array ($$, a variable, a field of the payload) sees [undefined] from then on — or
+    // not yet, depending on how far the concurrently evaluated items of an enclosing [ … ] or { … } have
+    // awaited (Promise.all). No synchronous evaluator reproduces that order; the reference decides.
+    if (Array.isArray(input) && input.length === 0) throw new HandOver('an object constructor over an empty array');
     const seq: unknown[] = Array.isArray(input) ? input : createSequence(input);
-    if (seq.length === 0) seq.push(undefined);
     for (const item of seq) {
       for (let p = 0; p < pairs.length; p++) {
         g.tick();

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 import { test } from 'node:test';
-import { compileExpression, Guard, Overrun, QUICK_VALIDATE } from '../../src/translate/compile.ts';
+import { compileExpression, Guard, HandOver, Overrun, QUICK_VALIDATE } from '../../src/translate/compile.ts';
 import { NATIVES } from '../../src/translate/builtins.ts';
 import { FAST_MAX_PAYLOAD_BYTES, FastTranslator } from '../../src/translate/fast.ts';
 import type { PoolChain } from '../../src/translate/pool.ts';
@@ -121,6 +121,31 @@ test('failures and overruns go to the pool from the original payload; a step tha
   assert.equal(pool.calls.length, 4);
   assert.equal(fast.stats.overruns, 2, 'the third message went to the pool without a compiled attempt');
   assert.equal(fast.runsCompiled(step), false);
+});
+
+// Found by the differential test (seed 1099403686): jsonata's object constructor pushes undefined onto an
+// empty input array, and whether [$$] beside it sees that depends on await order. The compiled path does
+// not guess: it hands the message over, uncounted as an overrun (no demotion), and the payload it was given
+// is left as it was.
+test('an object constructor over an empty array is handed to the reference evaluator, not guessed', async () => {
+  const text = '{"m": [[$$], {}]}';
+  const c = compileExpression(text);
+  assert.ok(c.ok);
+  const input: unknown[] = [];
+  assert.throws(() => c.run(input, new Guard(performance.now() + 1000, 100_000, 262_144)), (err: unknown) => err instanceof HandOver && !(err instanceof Overrun));
+  assert.deepEqual(input, [], 'the payload is not changed');
+  // Objects over anything else stay compiled.
+  assert.deepEqual(c.run({}, new Guard(performance.now() + 1000, 100_000, 262_144)), { m: [[{}], {}] });
+
+  const pool = fakePool();
+  const fast = new FastTranslator(pool, { timeoutMs: 1000, maxBytes: 262_144, demoteAfter: 1 });
+  const chain = chainOf(`"1->2": '${text}'\n`, 1, 2);
+  for (let i = 0; i < 2; i++) await fast.translate(chain, Buffer.from('[]'));
+  assert.deepEqual(pool.calls.map((x) => x.payload), ['[]', '[]']);
+  assert.equal(fast.stats.overruns, 0);
+  const step = chain.steps[0];
+  assert.ok(step);
+  assert.equal(fast.runsCompiled(step), true, 'not demoted');
 });
 
 test('verdicts the fast path gives itself are word for word the workers\'', async () => {
