@@ -14,6 +14,57 @@ import { sleep, waitFor } from './wait.ts';
 
 export type Interruption = { kind: 'kill' | 'cut' | 'blackhole' | 'refuse'; gen: number; at: number };
 
+/** The app phases a producer holds messages back for (producePaced). */
+export type AppPhase = 'slow' | 'garbage';
+
+/** Opened by runChaos as each app phase begins; all of them when it ends, however it ends. */
+export class PhaseGates {
+  private readonly opened = new Map<AppPhase, () => void>();
+  private readonly gates = new Map<AppPhase, Promise<void>>();
+  constructor() {
+    for (const phase of ['slow', 'garbage'] as const) this.gates.set(phase, new Promise((resolve) => this.opened.set(phase, resolve)));
+  }
+  open(phase: AppPhase): void {
+    this.opened.get(phase)?.();
+  }
+  openAll(): void {
+    for (const open of this.opened.values()) open();
+  }
+  wait(phase: AppPhase): Promise<void> {
+    return this.gates.get(phase) as Promise<void>;
+  }
+}
+
+/** The share of the messages held back for each app phase. */
+const HELD_BACK_PER_PHASE = 0.1;
+const TICK_MS = 50;
+
+/**
+ * Sends `total` messages at a steady pace (`send(from, to)` sends that slice
+ * of them), the first 80 % spread over 80 % of `ms`. The last 20 % wait for
+ * the app's faults, 10 % from the start of the slow phase and 10 % from the
+ * start of the garbage phase, so that each meets a flowing stream however long
+ * the kills and broker faults before them took (Kafka's rebalances, a loaded
+ * machine) and however fast turnout caught up with the backlog.
+ */
+export async function producePaced(o: { total: number; ms: number; gates: PhaseGates; send(from: number, to: number): Promise<void> }): Promise<void> {
+  const perTick = Math.max(1, Math.ceil((o.total * TICK_MS) / o.ms));
+  const reserve = Math.ceil((o.total * HELD_BACK_PER_PHASE) / perTick) * perTick;
+  const held: { from: number; phase: AppPhase }[] = [{ from: o.total - 2 * reserve, phase: 'slow' }, { from: o.total - reserve, phase: 'garbage' }];
+  let t0 = Date.now();
+  let ticks = 0;
+  for (let i = 0; i < o.total; i += perTick) {
+    if (held[0] !== undefined && i >= held[0].from) {
+      await o.gates.wait((held.shift() as { phase: AppPhase }).phase);
+      t0 = Date.now();
+      ticks = 0;
+    }
+    await o.send(i, Math.min(i + perTick, o.total));
+    const ahead = t0 + ++ticks * TICK_MS - Date.now();
+    if (ahead > 0) await sleep(ahead);
+  }
+}
+
 export interface ChaosOptions {
   /** Starts generation `gen` of turnout (its app URL is app.urlFor(gen)) and waits until it is ready. */
   start(gen: number): Promise<TurnoutProcess>;
@@ -22,6 +73,8 @@ export interface ChaosOptions {
   kills: number;
   /** Runs while nothing else happens, right after the event: read what the broker holds. */
   onInterruption(e: Interruption): Promise<void>;
+  /** Opened as the app phases begin (the producer's held-back messages). */
+  gates: PhaseGates;
   log(line: string): void;
 }
 
@@ -32,6 +85,15 @@ export interface ChaosResult {
 }
 
 export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
+  try {
+    return await schedule(o);
+  } finally {
+    // A schedule that failed half-way leaves no producer waiting for ever (and its connection open).
+    o.gates.openAll();
+  }
+}
+
+async function schedule(o: ChaosOptions): Promise<ChaosResult> {
   const interruptions: Interruption[] = [];
   let gen = 0;
   let current = await o.start(gen);
@@ -78,6 +140,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
 
   say('app: slow (150 ms)');
   await o.app.set({ kind: 'slow', ms: 150 });
+  o.gates.open('slow');
   await sleep(2000);
   await o.app.set({ kind: 'ok' });
   await sleep(1000);
@@ -91,6 +154,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   await sleep(1500);
   say('app: garbage');
   await o.app.set({ kind: 'garbage' });
+  o.gates.open('garbage');
   await sleep(3000);
   // Until each kind of garbage was answered at least once (up to 30 s more): a consumer that was
   // rebalancing or reconnecting through those 3 s would otherwise leave the phase untested.

@@ -20,34 +20,29 @@ import { randomUUID } from 'node:crypto';
 import * as amqp from 'amqplib';
 import { test, type TestContext } from 'node:test';
 import { startChaosApp } from '../../support/chaos-app.ts';
-import { assertFaultsHappened, account, laterCopies, runChaos, unexplainedDuplicates, type Interruption } from '../../support/chaos.ts';
+import { assertFaultsHappened, account, laterCopies, PhaseGates, producePaced, runChaos, unexplainedDuplicates, type Interruption } from '../../support/chaos.ts';
 import { startFaultProxy } from '../../support/fault-proxy.ts';
 import { startTurnout, type TurnoutProcess } from '../../support/process.ts';
-import { sleep, waitFor } from '../../support/wait.ts';
+import { waitFor } from '../../support/wait.ts';
 import { rabbitShared } from './lock.ts';
 import { AMQP_URL, TestRabbit } from './rabbit.ts';
 
 const TOTAL = 20_000;
 const PREFETCH = 16;
-/** Spread over about as long as the fault schedule runs, so that every fault meets a flowing stream. */
+/** The pace: 20 000 over 40 s, the last fifth held back for the app phases (producePaced). */
 const PRODUCE_MS = 40_000;
 
 /** Publishes `ids` straight to RabbitMQ (not through the proxy) at a steady pace, in confirmed batches. */
-async function produce(queue: string, ids: string[]): Promise<void> {
+async function produce(queue: string, ids: string[], gates: PhaseGates): Promise<void> {
   const conn = await amqp.connect(AMQP_URL);
   try {
     const ch = await conn.createConfirmChannel();
-    const t0 = Date.now();
-    const tickMs = 50;
-    const perTick = Math.ceil((ids.length * tickMs) / PRODUCE_MS);
-    for (let i = 0; i < ids.length; i += perTick) {
-      for (const [j, id] of ids.slice(i, i + perTick).entries()) {
-        ch.sendToQueue(queue, Buffer.from(JSON.stringify({ n: i + j })), { persistent: true, messageId: id, contentType: 'application/json' });
+    await producePaced({ total: ids.length, ms: PRODUCE_MS, gates, send: async (from, to) => {
+      for (const [j, id] of ids.slice(from, to).entries()) {
+        ch.sendToQueue(queue, Buffer.from(JSON.stringify({ n: from + j })), { persistent: true, messageId: id, contentType: 'application/json' });
       }
       await ch.waitForConfirms();
-      const ahead = t0 + ((i + perTick) / perTick) * tickMs - Date.now();
-      if (ahead > 0) await sleep(ahead);
-    }
+    } });
   } finally {
     await conn.close().catch(() => {});
   }
@@ -84,12 +79,14 @@ test('amqp: 20 000 messages through kills, broker-connection faults and a misbeh
       procs.push(p);
       return p;
     };
-    const producing = produce(q, ids);
+    const gates = new PhaseGates();
+    const producing = produce(q, ids, gates);
     const run = await runChaos({
       start,
       proxy,
       app,
       kills: 3,
+      gates,
       onInterruption: async () => {},
       log: (s) => t.diagnostic(s),
     });

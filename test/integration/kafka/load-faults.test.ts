@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import { test, type TestContext } from 'node:test';
 import { startChaosApp } from '../../support/chaos-app.ts';
-import { assertFaultsHappened, account, runChaos } from '../../support/chaos.ts';
+import { assertFaultsHappened, account, PhaseGates, producePaced, runChaos } from '../../support/chaos.ts';
 import { startFaultProxy } from '../../support/fault-proxy.ts';
 import { startTurnout, type TurnoutProcess } from '../../support/process.ts';
 import { sleep, waitFor } from '../../support/wait.ts';
@@ -35,8 +35,6 @@ import { readTopics, testProducer } from './topics.ts';
 const TOTAL = 20_000;
 const CONCURRENCY = 16;
 const PRODUCE_MS = 40_000;
-/** The share of the messages produced only once the app's faults begin. */
-const HELD_BACK = 0.2;
 const REDIRECT = fileURLToPath(new URL('../../support/redirect-connect.ts', import.meta.url));
 
 interface Sample {
@@ -93,33 +91,18 @@ test('kafka: 20 000 messages through kills, connection faults and a misbehaving 
       procs.push(p);
       return p;
     };
-    let startAppFaults: () => void = () => {};
-    const appFaults = new Promise<void>((resolve) => (startAppFaults = resolve));
+    const gates = new PhaseGates();
     const producing = (async () => {
       const producer = await testProducer(cluster);
       try {
-        let t0 = Date.now();
-        const perTick = Math.ceil((TOTAL * 50) / PRODUCE_MS);
-        const heldBack = TOTAL - Math.ceil((TOTAL * HELD_BACK) / perTick) * perTick;
-        for (let i = 0; i < TOTAL; i += perTick) {
-          if (i === heldBack) {
-            // The last part waits for the app's faults, so that they meet a flowing stream however long the
-            // broker faults took (a Kafka schedule with rebalances may outlast the paced production).
-            await appFaults;
-            t0 = Date.now() - (i / perTick) * 50;
-          }
-          await producer.send(src, ids.slice(i, i + perTick).map((id, j) => ({ key: `k${(i + j) % 64}`, value: JSON.stringify({ n: i + j }), headers: { 'x-turnout-id': id } })));
-          const ahead = t0 + ((i + perTick) / perTick) * 50 - Date.now();
-          if (ahead > 0) await sleep(ahead);
-        }
+        await producePaced({ total: TOTAL, ms: PRODUCE_MS, gates, send: async (from, to) => {
+          await producer.send(src, ids.slice(from, to).map((id, j) => ({ key: `k${(from + j) % 64}`, value: JSON.stringify({ n: from + j }), headers: { 'x-turnout-id': id } })));
+        } });
       } finally {
         await producer.close();
       }
     })();
-    const run = await runChaos({ start, proxy, app, kills: 3, onInterruption: async () => {}, log: (s) => {
-      t.diagnostic(s);
-      if (s.endsWith('app: slow (150 ms)')) startAppFaults();
-    } });
+    const run = await runChaos({ start, proxy, app, kills: 3, gates, onInterruption: async () => {}, log: (s) => t.diagnostic(s) });
     await producing;
     await waitFor('every message accepted or answered 400', () => ids.every((id) => app.finals.has(id)), 180_000, 200).catch(async (err: unknown) => {
       const open = ids.filter((id) => !app.finals.has(id));

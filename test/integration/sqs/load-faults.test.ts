@@ -21,10 +21,10 @@ import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { test, type TestContext } from 'node:test';
 import { encode } from '../../../adapters/sqs/codec.ts';
 import { startChaosApp } from '../../support/chaos-app.ts';
-import { assertFaultsHappened, account, laterCopies, runChaos, unexplainedDuplicates, type Interruption } from '../../support/chaos.ts';
+import { assertFaultsHappened, account, laterCopies, PhaseGates, producePaced, runChaos, unexplainedDuplicates, type Interruption } from '../../support/chaos.ts';
 import { startFaultProxy } from '../../support/fault-proxy.ts';
 import { startTurnout, type TurnoutProcess } from '../../support/process.ts';
-import { sleep, waitFor } from '../../support/wait.ts';
+import { waitFor } from '../../support/wait.ts';
 import { startEmulator } from './fauxqs.ts';
 
 const TOTAL = 20_000;
@@ -63,26 +63,21 @@ test('sqs: 20 000 messages through kills, connection faults and a misbehaving ap
       procs.push(p);
       return p;
     };
-    const producing = (async () => {
-      const t0 = Date.now();
-      const perTick = Math.ceil((TOTAL * 50) / PRODUCE_MS);
-      for (let i = 0; i < TOTAL; i += perTick) {
-        const slice = ids.slice(i, i + perTick);
-        const batches: Promise<unknown>[] = [];
-        for (let b = 0; b < slice.length; b += 10) {
-          const entries = slice.slice(b, b + 10).map((id, j) => {
-            const e = encode({ id, payload: Buffer.from(JSON.stringify({ n: i + b + j })), headers: {}, contentType: 'application/json' }, { spill: false });
-            return { Id: String(j), MessageBody: e.body, MessageAttributes: e.attributes };
-          });
-          batches.push(emu.client.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries })).then((r) => {
-            if ((r.Failed ?? []).length > 0) throw new Error(`send failed: ${JSON.stringify(r.Failed)}`);
-          }));
-        }
-        await Promise.all(batches);
-        const ahead = t0 + ((i + perTick) / perTick) * 50 - Date.now();
-        if (ahead > 0) await sleep(ahead);
+    const gates = new PhaseGates();
+    const producing = producePaced({ total: TOTAL, ms: PRODUCE_MS, gates, send: async (from, to) => {
+      const slice = ids.slice(from, to);
+      const batches: Promise<unknown>[] = [];
+      for (let b = 0; b < slice.length; b += 10) {
+        const entries = slice.slice(b, b + 10).map((id, j) => {
+          const e = encode({ id, payload: Buffer.from(JSON.stringify({ n: from + b + j })), headers: {}, contentType: 'application/json' }, { spill: false });
+          return { Id: String(j), MessageBody: e.body, MessageAttributes: e.attributes };
+        });
+        batches.push(emu.client.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries })).then((r) => {
+          if ((r.Failed ?? []).length > 0) throw new Error(`send failed: ${JSON.stringify(r.Failed)}`);
+        }));
       }
-    })();
+      await Promise.all(batches);
+    } });
     let bound = 0;
     const held: string[] = [];
     const run = await runChaos({
@@ -90,6 +85,7 @@ test('sqs: 20 000 messages through kills, connection faults and a misbehaving ap
       proxy,
       app,
       kills: 3,
+      gates,
       onInterruption: async (e: Interruption) => {
         const c = await emu.counts(q);
         bound += c.inflight;
