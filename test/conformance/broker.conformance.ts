@@ -41,6 +41,14 @@ export interface ConformanceTarget {
    * (never by restarting the shared broker). The suite closes the adapter.
    */
   droppable(): Promise<{ adapter: BrokerAdapter; drop(): Promise<void> }>;
+  /**
+   * How long a message handed out on the dropped connection may stay away
+   * before the broker hands it out again (default 0: at once, when the
+   * broker sees the connection close). SQS: the queue's visibility timeout,
+   * since a long poll under way on the cut connection can still take messages
+   * it will never deliver; SQS learns of the closed connection only when it answers.
+   */
+  lostDeliveryHiddenMs?: number;
   teardown?(): Promise<void>;
 }
 
@@ -424,7 +432,7 @@ export function conformance(t: ConformanceTarget): void {
       await waitFor('the first five', () => tally.ids('consumed').size === 5, timeout);
       await drop();
       for (const m of after) await a.publish(q, m);
-      await waitFor('the five published after the drop', () => after.every((m) => tally.ids('consumed').has(m.id)), timeout * 2);
+      await waitFor('the five published after the drop', () => after.every((m) => tally.ids('consumed').has(m.id)), timeout * 2 + (t.lostDeliveryHiddenMs ?? 0));
       await sleep(quiet);
       await sub.stop();
       const ids = [...before, ...after].map((m) => m.id);
