@@ -5,6 +5,7 @@
 //   OUT/cli.js      the command line (src/cli.ts)
 //   OUT/worker.js   the translation worker process (src/translate/worker.ts),
 //                   which src/translate/pool.ts forks as ./worker.js next to itself
+// each a small starter (entryStub, below) of the bundled OUT/NAME.entry.js,
 // plus shared chunks (OUT/chunk-*.js). Code splitting keeps every dynamic
 // import() a separate file: a broker's client library (amqplib, the AWS SDK,
 // kafkajs), yargs, and the rarely used commands are read from disk only by a
@@ -165,6 +166,42 @@ export function manifestOf(meta: Metafile, outdir: string): Record<string, strin
   return out;
 }
 
+const ENTRY_SUFFIX = '.entry';
+
+/**
+ * What starts an entry point: NAME.js installs a resolve hook for the
+ * bundle's own chunks, then imports NAME.entry.js (the bundled entry).
+ *
+ * Why: Node resolves each `import "./chunk-….js"` of the ~30 files a router
+ * starts with (171 resolutions) through realpathSync and pathToFileURL, both
+ * path.resolve(); node's path functions turn hot and, with --no-maglev, are
+ * compiled by TurboFan within the first second, which pages ~4 MiB of
+ * TurboFan's own machine code (the node binary's .text) into a process that
+ * then sits idle. Measured (bench/startup.bench.ts, router role): idle RSS
+ * 65.7 → 58.2 MiB. A sibling chunk needs no such lookup: the folder is flat,
+ * written by this script, and every .js file in it is an ES module
+ * (package.json beside them), so its URL is the specifier resolved against
+ * the importer's URL. Any other specifier (node: built-ins, a path that
+ * leaves the folder) takes Node's own resolution.
+ */
+export function entryStub(entry: string): string {
+  return `#!/usr/bin/env node
+// Written by scripts/bundle.ts (entryStub): why it exists is explained there.
+import * as mod from 'node:module';
+const here = new URL('./', import.meta.url).href;
+mod.registerHooks?.({
+  resolve(specifier, context, next) {
+    const parent = context.parentURL;
+    if (specifier.startsWith('./') && specifier.endsWith('.js') && !specifier.includes('/', 2) && parent !== undefined && parent.startsWith(here) && !parent.includes('/', here.length)) {
+      return { url: new URL(specifier, parent).href, format: 'module', shortCircuit: true };
+    }
+    return next(specifier, context);
+  },
+});
+await import(${JSON.stringify(entry)});
+`;
+}
+
 /** The image's entry points: output name -> source. */
 export const ENTRIES: Record<string, string> = { cli: 'src/cli.ts', worker: 'src/translate/worker.ts' };
 
@@ -176,7 +213,8 @@ export async function bundle(outdir: string, entries: Record<string, string> = E
   rmSync(outdir, { recursive: true, force: true });
   const result = await build({
     absWorkingDir: ROOT,
-    entryPoints: entries,
+    // Each entry is built as NAME.entry.js and started through NAME.js (entryStub).
+    entryPoints: Object.fromEntries(Object.entries(entries).map(([name, source]) => [`${name}${ENTRY_SUFFIX}`, source])),
     outdir,
     bundle: true,
     splitting: true,
@@ -200,7 +238,12 @@ export async function bundle(outdir: string, entries: Record<string, string> = E
   // The folder is self-contained: Node reads its .js files as ES modules
   // because of this file, whatever lies above it.
   writeFileSync(join(outdir, 'package.json'), `${JSON.stringify({ type: 'module' })}\n`);
-  writeFileSync(join(outdir, 'modules.json'), `${JSON.stringify(manifestOf(result.metafile, outdir), null, 1)}\n`);
+  const manifest = manifestOf(result.metafile, outdir);
+  for (const name of Object.keys(entries)) {
+    writeFileSync(join(outdir, `${name}.js`), entryStub(`./${name}${ENTRY_SUFFIX}.js`), { mode: 0o755 });
+    manifest[`${name}.js`] = ['turnout'];
+  }
+  writeFileSync(join(outdir, 'modules.json'), `${JSON.stringify(manifest, null, 1)}\n`);
   return result.metafile;
 }
 

@@ -198,11 +198,13 @@ function readManifest(): Record<string, string[]> {
  * dynamic import() and require alike: module.registerHooks) into `log`, and
  * the packages those files of the bundle hold, by dist/modules.json.
  */
+// A load hook, not a resolve hook: the bundle's entry resolves its own chunks with a hook that
+// answers before this one would be asked (scripts/bundle.ts, entryStub); every file is loaded.
 function moduleRecorder(): { flag: string; env: Record<string, string>; packages(): Set<string>; files(): string[] } {
   const log = join(mkdtempSync(join(tmpdir(), 'turnout-modules-')), 'loaded.txt');
   writeFileSync(log, '');
   const code = "import{registerHooks}from'node:module';import{appendFileSync}from'node:fs';const f=process.env.MODULES_LOG;"
-    + "registerHooks({resolve(s,c,n){const r=n(s,c);if(r.url.startsWith('file:'))appendFileSync(f,r.url+'\\n');return r;}});";
+    + "registerHooks({load(u,c,n){if(u.startsWith('file:'))appendFileSync(f,u+'\\n');return n(u,c);}});";
   const files = (): string[] => [...new Set(readFileSync(log, 'utf8').split('\n').filter((l) => l !== '').map((u) => relative(join(bundle, 'dist'), fileURLToPath(u))))];
   return {
     flag: `--import=data:text/javascript,${encodeURIComponent(code)}`,
