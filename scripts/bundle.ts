@@ -184,7 +184,7 @@ const ENTRY_SUFFIX = '.entry';
  * the importer's URL. Any other specifier (node: built-ins, a path that
  * leaves the folder) takes Node's own resolution.
  */
-export function entryStub(entry: string): string {
+function entryStub(entry: string): string {
   return `#!/usr/bin/env node
 // Written by scripts/bundle.ts (entryStub): why it exists is explained there.
 import * as mod from 'node:module';

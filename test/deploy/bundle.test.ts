@@ -194,12 +194,13 @@ function readManifest(): Record<string, string[]> {
 }
 
 /**
- * A node flag that records every file the process resolves (ES imports,
+ * A node flag that records every file the process loads (ES imports,
  * dynamic import() and require alike: module.registerHooks) into `log`, and
- * the packages those files of the bundle hold, by dist/modules.json.
+ * the packages those files of the bundle hold, by dist/modules.json. A load
+ * hook, not a resolve hook: the bundle's entry resolves its own chunks with a
+ * hook that answers before this one would be asked (scripts/bundle.ts,
+ * entryStub), but every file is loaded.
  */
-// A load hook, not a resolve hook: the bundle's entry resolves its own chunks with a hook that
-// answers before this one would be asked (scripts/bundle.ts, entryStub); every file is loaded.
 function moduleRecorder(): { flag: string; env: Record<string, string>; packages(): Set<string>; files(): string[] } {
   const log = join(mkdtempSync(join(tmpdir(), 'turnout-modules-')), 'loaded.txt');
   writeFileSync(log, '');
