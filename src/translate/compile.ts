@@ -851,7 +851,8 @@ function applyInner(proc: unknown, args: unknown[], input: unknown, frame: Frame
     if (name !== undefined) return g.size(hof(name, validated, input, g));
     const pre = precheck.get(proc);
     if (pre !== undefined) pre(validated, g);
-    const result = proc.implementation.apply(focusOf(input), validated);
+    const own = OWN_IMPLEMENTATIONS.get(proc);
+    const result = own !== undefined ? own(validated) : proc.implementation.apply(focusOf(input), validated);
     if (result instanceof Promise) throw new Overrun('an asynchronous native');
     return g.size(result);
   }
@@ -885,6 +886,31 @@ export const QUICK_VALIDATE = new Map<Native, (args: unknown[]) => unknown[] | u
   }],
   // <o-f?:o>: an object and a function pass unchanged.
   [NATIVES.get('sift') as Native, (args) => (args.length === 2 && isObjectSymbol(args[0]) && isFunctionSymbol(args[1]) ? args : undefined)],
+]);
+
+/**
+ * Natives whose jsonata implementation builds an Object.create(null) result:
+ * V8 keeps such objects in dictionary mode, and serialising one costs about
+ * twice a plain object's (measured on the reference step's $merge result:
+ * 4.8 vs 2.4 µs for 1 KiB). These build a plain object with the same own
+ * keys in the same order instead. Nothing in the subset can tell the two
+ * apart: every lookup, here and in jsonata, asks hasOwnProperty, and the
+ * parsed payload's objects are plain ones already.
+ */
+const OWN_IMPLEMENTATIONS = new Map<Native, (args: unknown[]) => unknown>([
+  // jsonata's merge: arg.forEach(obj => for (const prop of utils.keys(obj)) result[prop] = obj[prop]).
+  [native('merge'), (args) => {
+    const arg = args[0];
+    if (arg === undefined) return undefined;
+    const result: Record<string, unknown> = {};
+    // The validator (<a<o>:o>) hands over an array; forEach on anything else throws as jsonata's would.
+    (arg as unknown[]).forEach((obj) => {
+      if (typeof obj !== 'object' || obj === null) return;
+      const o = obj as Record<string, unknown>;
+      for (const prop of Object.keys(o)) setOwn(result, prop, o[prop]);
+    });
+    return result;
+  }],
 ]);
 
 /** Checks before natives whose output could outgrow the caps before any check after them. */

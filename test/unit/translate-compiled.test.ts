@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 import { test } from 'node:test';
+import jsonata from 'jsonata';
 import { compileExpression, Guard, HandOver, Overrun, QUICK_VALIDATE } from '../../src/translate/compile.ts';
 import { NATIVES } from '../../src/translate/builtins.ts';
 import { FAST_MAX_PAYLOAD_BYTES, FastTranslator } from '../../src/translate/fast.ts';
@@ -52,6 +53,21 @@ test('the quick signature checks give what jsonata\'s validator gives, for every
   }
   // $merge of the three arrays of objects ([] too); $sift of one of the two objects and one of the three functions.
   assert.equal(quick, 9);
+});
+
+test('$merge builds a plain object with jsonata\'s keys, order and values (__proto__ an own key), not a dictionary-mode one', async () => {
+  const text = '$merge([a, b, c, $sift(a, function($v, $k) { $k != "x" })])';
+  const input = JSON.parse('{"a": {"x": 1, "2": "two", "__proto__": {"p": 1}}, "b": {"y": [2], "1": "one", "x": null}, "c": [{"z": 3}]}');
+  const c = compileExpression(text);
+  assert.ok(c.ok);
+  const got = c.run(structuredClone(input), new Guard(performance.now() + 1000, 100_000, 262_144)) as Record<string, unknown>;
+  // A prototype of Object.prototype, and "__proto__" an own data property instead of the prototype.
+  assert.equal(Object.getPrototypeOf(got), Object.prototype);
+  assert.deepEqual(Object.getOwnPropertyDescriptor(got, '__proto__'), { value: { p: 1 }, enumerable: true, writable: true, configurable: true });
+  assert.equal(JSON.stringify(got), JSON.stringify(await jsonata(text).evaluate(structuredClone(input))));
+  assert.deepEqual(Object.keys(got), ['1', '2', 'x', '__proto__', 'y', 'z']);
+  // An empty input: every path gives nothing, and both merge no item at all.
+  assert.equal(JSON.stringify(c.run([], new Guard(performance.now() + 1000, 100_000, 262_144))), JSON.stringify(await jsonata(text).evaluate([])));
 });
 
 test('steps in the subset are compiled; the others name the first construct outside it', () => {
