@@ -69,12 +69,12 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.TURNOUT_PORT||8787)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 
 # Node flags (bench/RESULTS.md has the measurements):
-# --max-semi-space-size=2: 2 MiB semi-spaces instead of the 1 MiB V8 picks
-#   under a 256 Mi limit: fewer scavenges per message. In bench/core.bench.ts
-#   1 MiB cost ~10 % more CPU per delivery; 4 MiB bought no CPU over 2 MiB
-#   (3 alternating runs each: pass 57-69 us both, translate 183-201 vs
-#   203-242 us) for ~5-7 MiB more peak RSS (pass median 104 vs 109 MiB,
-#   translate 108 vs 115 MiB).
+# --max-semi-space-size=4: 4 MiB semi-spaces instead of the 1 MiB V8 picks
+#   under a 256 Mi limit: fewer scavenges per message, each copying the same
+#   in-flight deliveries. In bench/core.bench.ts (3 alternating runs against
+#   2 MiB) it costs 3-4 MiB more peak RSS (pass 92-94 vs 89-90 MiB) and saves
+#   CPU: per delivery 45-48 vs 48-52 us, per translated message 67-79 vs
+#   81-83 us. 1 MiB cost ~10 % more CPU per delivery than 2 MiB earlier.
 # --liftoff-only: undici parses HTTP with llhttp compiled to WebAssembly, and
 #   V8's optimising tier-up of llhttp's one very large function allocates a
 #   ~20 MiB compiler zone in the first second under load: a transient that
@@ -89,5 +89,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
 # Keep in sync with IMAGE_NODE_ARGS in bench/lib/runtime.ts
 # (test/deploy/bundle.test.ts checks it). Overriding the container's
 # `command` drops these flags; override `args` instead.
-ENTRYPOINT ["node", "--max-semi-space-size=2", "--liftoff-only", "--no-maglev", "dist/cli.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=4", "--liftoff-only", "--no-maglev", "dist/cli.js"]
 CMD ["run"]

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
  * V8's heap as Node sizes it in a 256 MiB container (Heap::HeapSizeFromPhysicalMemory:
  * 256 MiB old generation), then the Dockerfile ENTRYPOINT's flags.
  */
-export const IMAGE_NODE_ARGS = ['--max-heap-size=259', '--max-semi-space-size=2', '--liftoff-only', '--no-maglev'];
+export const IMAGE_NODE_ARGS = ['--max-heap-size=259', '--max-semi-space-size=4', '--liftoff-only', '--no-maglev'];
 /** The Dockerfile's runtime ENV for glibc malloc. */
 export const IMAGE_ENV: Record<string, string> = { MALLOC_ARENA_MAX: '2', MALLOC_TRIM_THRESHOLD_: '131072' };
 
