@@ -15,7 +15,9 @@
 //       serialising alone, the ceiling of that ratio on this path. The
 //       baseline uses request(), the API an app would; a reference row uses
 //       dispatch(), the lower-level API turnout's AppClient uses, to show
-//       turnout's cost over the cheapest undici client too.
+//       turnout's cost over the cheapest undici client too; an info row
+//       feeds dispatch() from the embedded broker without turnout's
+//       pipeline, splitting that cost into broker and pipeline.
 //
 // The parent process hosts the app and runs every case in a child process
 // (`node core.bench.js --case NAME --app URL`) so each case's peak RSS is its
@@ -154,6 +156,7 @@ const CASES: Record<string, CaseFn> = {
 
   'http-direct': async (app, appUrl) => clientThroughput('http-direct', app, directPoster(appUrl)),
   'http-dispatch': async (app, appUrl) => clientThroughput('http-dispatch', app, dispatchPoster(appUrl)),
+  'broker-dispatch': brokerDispatch,
 
   'turnout-pass': async (app, appUrl) => turnoutThroughput('turnout-pass', app, appUrl, 'all'),
   'turnout-translate': async (app, appUrl) => turnoutThroughput('turnout-translate', app, appUrl, '2'),
@@ -233,13 +236,7 @@ async function turnoutThroughput(name: string, app: BenchAppControl, appUrl: str
   const rss = new RssSampler().start();
   const t = await startTurnout(appUrl, accept, translatorsYaml);
   const problems: string[] = [];
-  const publish = async (prefix: string, n: number): Promise<void> => {
-    for (let i = 0; i < n; i++) {
-      while (t.broker.held() >= B_BACKLOG) await sleep(1);
-      t.broker.publish(SOURCE, message(`${prefix}-${i}`)).catch((err: unknown) => problems.push(`publish: ${String(err)}`));
-    }
-  };
-  const run = await throughput(app, problems, publish);
+  const run = await throughput(app, problems, backlogPublisher(t.broker, problems));
   if (accept !== 'all') {
     // (b) measures the compiled step: every message translated in turnout's thread, no worker ever started.
     const st = t.turnout.translationStats();
@@ -248,6 +245,40 @@ async function turnoutThroughput(name: string, app: BenchAppControl, appUrl: str
   }
   await stopTurnout(t, problems);
   return throughputResult(name, run, rss.stop(), problems);
+}
+
+/** Publishes into the embedded broker's source queue, keeping at most B_BACKLOG messages held there. */
+function backlogPublisher(broker: MemoryBroker, problems: string[]): (prefix: string, n: number) => Promise<void> {
+  return async (prefix, n) => {
+    for (let i = 0; i < n; i++) {
+      while (broker.held() >= B_BACKLOG) await sleep(1);
+      broker.publish(SOURCE, message(`${prefix}-${i}`)).catch((err: unknown) => problems.push(`publish: ${String(err)}`));
+    }
+  };
+}
+
+/**
+ * The embedded broker feeding dispatch() straight, without turnout's
+ * pipeline (gate, delivery bookkeeping, metrics, headers): what the
+ * pass-through case costs before turnout adds anything, so the gap between
+ * pass and dispatch() can be split into broker and pipeline.
+ */
+async function brokerDispatch(app: BenchAppControl, appUrl: string): Promise<CaseResult> {
+  const rss = new RssSampler().start();
+  const broker = new MemoryBroker({ queues: [SOURCE], onError: (err) => process.stderr.write(`embedded broker error: ${String(err)}\n`) });
+  await broker.connect();
+  const post = dispatchPoster(appUrl);
+  const problems: string[] = [];
+  const sub = await broker.consume(SOURCE, async (m) => {
+    await post(m, problems);
+    return { kind: 'ack' };
+  }, { prefetch: CONCURRENCY });
+  const run = await throughput(app, problems, backlogPublisher(broker, problems));
+  await sub.stop();
+  await post.close();
+  if (broker.held() > 0) problems.push(`${broker.held()} messages left in the embedded broker`);
+  await broker.close();
+  return throughputResult('broker-dispatch', run, rss.stop(), problems);
 }
 
 /**
@@ -463,14 +494,14 @@ function limiter(width: number): (job: () => Promise<void>) => void {
 
 const PART: Record<string, 'a' | 'b'> = {
   'translate-jsonata': 'a', 'translate-turnout': 'a', 'translate-reference': 'a',
-  'http-direct': 'b', 'http-dispatch': 'b', 'turnout-pass': 'b', 'turnout-cli': 'b', 'turnout-translate': 'b', 'turnout-translate-identity': 'b',
+  'http-direct': 'b', 'http-dispatch': 'b', 'broker-dispatch': 'b', 'turnout-pass': 'b', 'turnout-cli': 'b', 'turnout-translate': 'b', 'turnout-translate-identity': 'b',
   'http-direct-paced': 'b', 'turnout-paced': 'b',
 };
 
 /** The order of child runs: (a) once, then alternating passes of the (b) pairs. */
 function schedule(): string[] {
   const runs = ['translate-jsonata', 'translate-turnout', 'translate-reference'];
-  for (let p = 0; p < B_PASSES; p++) runs.push('http-direct', 'http-dispatch', 'turnout-pass', 'turnout-translate', 'turnout-translate-identity', 'turnout-cli');
+  for (let p = 0; p < B_PASSES; p++) runs.push('http-direct', 'http-dispatch', 'broker-dispatch', 'turnout-pass', 'turnout-translate', 'turnout-translate-identity', 'turnout-cli');
   for (let p = 0; p < B_PASSES; p++) runs.push('http-direct-paced', 'turnout-paced');
   return runs;
 }
@@ -596,6 +627,8 @@ function report(results: Map<string, CaseResult>, runs: Map<string, CaseResult[]
     const t = rr === undefined ? 'no turnout pass case' : judge(`(b) pass-through throughput ≥ ${pct(TARGETS.minReferenceRatio)} of the dispatch() reference`, pct(rr), rr >= TARGETS.minReferenceRatio);
     row('b', 'undici dispatch() → app (reference)', ref, pct(ratio(ref, bBase)), `turnout pass is ${pct(rr)} of it, ≥ ${pct(TARGETS.minReferenceRatio)}: ${t}`);
   }
+  const bd = results.get('broker-dispatch');
+  if (bd) row('b', 'broker → dispatch() → app (no pipeline)', bd, pct(ratio(bd, bBase)), `(info) ${pct(ref ? ratio(bd, ref) : undefined)} of dispatch(): the embedded broker's share; turnout pass is ${pct(pass ? ratio(pass, bd) : undefined)} of it`);
   if (pass) {
     const rt = ratio(pass, bBase);
     const t = rt === undefined ? 'no baseline' : judge(`(b) throughput ≥ ${pct(TARGETS.minThroughputRatio)} of the baseline`, pct(rt), rt >= TARGETS.minThroughputRatio);
