@@ -946,10 +946,8 @@ function callFn(f: unknown, args: unknown[]): unknown {
 
 /** The arguments a HOF passes (as many as the function's arity takes); `n` is that arity, found at the first item. */
 function hofArgs(n: number, a: unknown, b: unknown, c: unknown): unknown[] {
-  const args = [a];
-  if (n >= 2) args.push(b);
-  if (n >= 3) args.push(c);
-  return args;
+  // Literals of the final length: a push onto [a] would allocate a second, larger backing store per call.
+  return n >= 3 ? [a, b, c] : n >= 2 ? [a, b] : [a];
 }
 
 function hof(name: string, args: unknown[], _input: unknown, g: Guard): unknown {
