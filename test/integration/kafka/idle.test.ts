@@ -7,7 +7,10 @@
 // connection; with it, only when a request was answered.
 
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import RequestQueue from 'kafkajs/src/network/requestQueue/index.js';
 import type { BrokerAdapter, Disposition } from '../../../adapters/broker.ts';
 import { sleep } from '../../support/wait.ts';
@@ -52,4 +55,19 @@ test('an idle, connected adapter: kafkajs does not poll its request queues every
     await producer.close();
     await adapter?.close();
   }
+});
+
+// The tests' own kafkajs clients load the same fix (topics.ts), so in this
+// process the count above cannot tell whether the adapter loads it: a
+// process that loads only the adapter says so.
+test('loading the Kafka adapter alone replaces kafkajs\'s timer scheduling (the fix is the adapter\'s, not only the tests\')', async () => {
+  const root = fileURLToPath(new URL('../../..', import.meta.url));
+  const script = [
+    "const RQ = (await import('kafkajs/src/network/requestQueue/index.js')).default;",
+    'const unfixed = RQ.prototype.scheduleCheckPendingRequests;',
+    `await import(${JSON.stringify(new URL('../../../adapters/kafka/index.ts', import.meta.url).href)});`,
+    'console.log(RQ.prototype.scheduleCheckPendingRequests === unfixed ? "unfixed" : "fixed");',
+  ].join('\n');
+  const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { cwd: root });
+  assert.equal(stdout.trim(), 'fixed');
 });
