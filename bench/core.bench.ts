@@ -247,6 +247,8 @@ async function turnoutThroughput(name: string, app: BenchAppControl, appUrl: str
   return throughputResult(name, run, rss.stop(), problems);
 }
 
+const brokerError = (err: unknown): void => void process.stderr.write(`embedded broker error: ${String(err)}\n`);
+
 /** Publishes into the embedded broker's source queue, keeping at most B_BACKLOG messages held there. */
 function backlogPublisher(broker: MemoryBroker, problems: string[]): (prefix: string, n: number) => Promise<void> {
   return async (prefix, n) => {
@@ -265,7 +267,7 @@ function backlogPublisher(broker: MemoryBroker, problems: string[]): (prefix: st
  */
 async function brokerDispatch(app: BenchAppControl, appUrl: string): Promise<CaseResult> {
   const rss = new RssSampler().start();
-  const broker = new MemoryBroker({ queues: [SOURCE], onError: (err) => process.stderr.write(`embedded broker error: ${String(err)}\n`) });
+  const broker = new MemoryBroker({ queues: [SOURCE], onError: brokerError });
   await broker.connect();
   const post = dispatchPoster(appUrl);
   const problems: string[] = [];
@@ -398,7 +400,7 @@ async function startTurnout(appUrl: string, accept: string, translatorsYaml = TR
     host: '127.0.0.1',
     logLevel: 'silent',
   }, {});
-  const broker = new MemoryBroker({ onError: (err) => process.stderr.write(`embedded broker error: ${String(err)}\n`) });
+  const broker = new MemoryBroker({ onError: brokerError });
   // BENCH_LOG=warn shows turnout's own log (on stderr) when a run misbehaves.
   const turnout = await Turnout.start({ config, logger: createLogger(process.env.BENCH_LOG ?? 'silent', process.stderr), broker });
   return { turnout, broker, dir };

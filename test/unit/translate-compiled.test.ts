@@ -55,7 +55,7 @@ test('the quick signature checks give what jsonata\'s validator gives, for every
   assert.equal(quick, 9);
 });
 
-test('$merge builds a plain object with jsonata\'s keys, order and values (__proto__ an own key), not a dictionary-mode one', async () => {
+test('$merge builds a plain object (Object.prototype, not jsonata\'s null-prototype one) with jsonata\'s keys, order and values (__proto__ an own key)', async () => {
   const text = '$merge([a, b, c, $sift(a, function($v, $k) { $k != "x" })])';
   const input = JSON.parse('{"a": {"x": 1, "2": "two", "__proto__": {"p": 1}}, "b": {"y": [2], "1": "one", "x": null}, "c": [{"z": 3}]}');
   const c = compileExpression(text);
