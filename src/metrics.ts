@@ -2,8 +2,9 @@
 // caller gives: Turnout makes one per sidecar unless handed one (the demo
 // gives one per pipeline, tests their own). No global registry.
 
-import { Counter, Gauge, collectDefaultMetrics, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { TalliedHistogram } from './histogram.ts';
+import { collectProcessMetrics, type ProcessMetrics } from './process-metrics.ts';
 
 /** Every metric turnout itself exports (besides the default process metrics). */
 export const METRIC_NAMES = [
@@ -42,6 +43,8 @@ export class Metrics {
   readonly draining: Gauge;
   readonly reloadFailures: Counter;
   readonly registry: Registry;
+  /** prom-client's default process and Node.js metrics, GC counted by process-metrics.ts; undefined when left out. */
+  private readonly process: ProcessMetrics | undefined;
   /**
    * The per-message counters, counted here and added to prom-client's when
    * they are read (a scrape, or get()): prom-client's inc() hashes and
@@ -105,7 +108,12 @@ export class Metrics {
     });
     this.draining = new Gauge({ name: 'turnout_draining', help: '1 while shutting down (no new messages taken).', registers });
     this.reloadFailures = new Counter({ name: 'turnout_translators_reload_failures_total', help: 'Translator file reloads that failed (the previous set stays active).', registers });
-    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+    this.process = options.defaultMetrics ?? true ? collectProcessMetrics(registry) : undefined;
+  }
+
+  /** Stops what runs without being read (the GC observer); the registry still answers. */
+  stop(): void {
+    this.process?.stop();
   }
 
   /** The hot-path counters: a tally read into prom-client's counter when it is collected. */

@@ -318,6 +318,7 @@ export class Turnout {
     await this.broker.close().catch((err: unknown) => this.logger.warn({ err }, 'closing the broker connection failed'));
     if (heldInMemory > 0) this.logger.warn({ heldInMemory }, 'the embedded broker still held messages; they end with this process');
     await this.http.close();
+    this.metrics.stop();
     return { ...result, heldInMemory };
   }
 

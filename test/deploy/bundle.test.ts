@@ -380,6 +380,10 @@ describe('container image (Dockerfile replayed by scripts/build-bundle.sh)', () 
         const metrics = await (await fetch(`${base}/metrics`)).text();
         assert.match(metrics, /^turnout_messages_delivered_total\{source="orders"\} 1$/m);
         assert.match(metrics, /^turnout_messages_received_total\{source="orders",version="1"\} 1$/m);
+        // prom-client's collectors, loaded one by one (src/process-metrics.ts), are in the bundle too.
+        assert.match(metrics, /^process_cpu_seconds_total \d/m);
+        assert.match(metrics, /^# TYPE nodejs_gc_duration_seconds histogram$/m);
+        assert.match(metrics, /^nodejs_eventloop_lag_p99_seconds \d/m);
         assert.equal(app.deliveries.length, 1, 'the app saw one request in all');
         // A consumer on the embedded broker: undici for the app, no broker client, no yargs.
         const loaded = modules.packages();
