@@ -95,7 +95,11 @@ export async function startRollout(o: StartOptions): Promise<RolloutRun> {
     logger.warn({ event: 'ended', phase: saved.status.phase, reason: saved.status.reason }, `this rollout already ended (${saved.status.phase}); it is not started again: use a new plan or --restart`);
   }
   const done = c.run();
-  return { controller: c, port, done, close: () => http.close() };
+  const close = async (): Promise<void> => {
+    await http.close();
+    metrics.stop();
+  };
+  return { controller: c, port, done, close };
 }
 
 /**

@@ -1,7 +1,8 @@
 // The controller's metrics (turnout_rollout_*, in docs/reference.md), on a Registry the
 // caller creates. Updated from the status after every transition.
 
-import { Counter, Gauge, collectDefaultMetrics, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { collectProcessMetrics, type ProcessMetrics } from '../process-metrics.ts';
 import { PHASES, type Status } from './status.ts';
 
 export const ROLLOUT_METRIC_NAMES = [
@@ -18,6 +19,8 @@ export class RolloutMetrics {
   private readonly phase: Gauge<'phase'>;
   private readonly checkValue: Gauge<'check'>;
   private readonly checkFailures: Counter<'check'>;
+  /** The process and Node.js metrics (src/process-metrics.ts); undefined when left out. */
+  private readonly process: ProcessMetrics | undefined;
 
   constructor(registry: Registry, checkNames: string[], options: { defaultMetrics?: boolean } = {}) {
     const registers = [registry];
@@ -28,7 +31,12 @@ export class RolloutMetrics {
     this.checkFailures = new Counter({ name: 'turnout_rollout_check_failures_total', help: 'Failed judgements, by the check that failed.', labelNames: ['check'], registers });
     // Zero series from the start, so increase() and alerts see the first failure.
     for (const c of checkNames) this.checkFailures.labels(c).inc(0);
-    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+    this.process = options.defaultMetrics ?? true ? collectProcessMetrics(registry) : undefined;
+  }
+
+  /** Stops the GC observer; the registry still answers. */
+  stop(): void {
+    this.process?.stop();
   }
 
   update(s: Status): void {

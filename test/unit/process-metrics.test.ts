@@ -71,3 +71,15 @@ test('stop() ends the GC observation', async () => {
   await sleep(20);
   assert.equal(await gcCount(ours), 0);
 });
+
+test('the rollout controller registers the same process metrics, and its stop() ends the GC observation', async () => {
+  const { RolloutMetrics } = await import('../../src/rollout/metrics.ts');
+  const r = new Registry();
+  const m = new RolloutMetrics(r, []);
+  m.stop();
+  const names = shape(r).map((x) => x.name);
+  for (const n of [GC_METRIC, 'process_cpu_seconds_total', 'nodejs_eventloop_lag_p99_seconds']) assert.ok(names.includes(n), `the controller registers ${n}`);
+  gc();
+  await sleep(20);
+  assert.equal(await gcCount(r), 0);
+});
