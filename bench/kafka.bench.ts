@@ -21,7 +21,8 @@
 // 1->2 step (bench/lib/payload.ts) on the same v1 messages: the app must see
 // every one as version 2.
 //
-// Both consumers get the same fetch settings (kafkajs maxWaitTimeInMs 500),
+// Both consumers get the same fetch settings (kafkajs maxWaitTimeInMs =
+// turnout's TURNOUT_KAFKA_FETCH_WAIT, its default unless --fetch-wait MS),
 // one POST in flight per partition (the baseline runs partitions
 // concurrently; turnout handles a partition's messages one after another),
 // and the same app. The baseline commits with kafkajs' autoCommit (after
@@ -32,7 +33,7 @@
 // measured processes get the Dockerfile's node flags and malloc variables.
 // BENCH_RUNTIME=host runs the sources with the host's defaults instead.
 //
-//   node bench/kafka.bench.ts [--rounds 3] [--messages 20000]
+//   node bench/kafka.bench.ts [--rounds 3] [--messages 20000] [--fetch-wait MS]
 //
 // Needs the mock cluster binary: bash scripts/test-setup.d/30-kafka.sh
 
@@ -44,6 +45,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
 import { Pool } from 'undici';
+import { schema } from '../config/schema.ts';
 import { startMockCluster, type MockCluster } from '../test/integration/kafka/cluster.ts';
 import { BenchAppControl, ID_HEADER, SENT_HEADER, startBenchApp } from './lib/app.ts';
 import { LatencyRecorder } from './lib/latency.ts';
@@ -69,7 +71,6 @@ const WARMUP = 5000;
 const PACE_RATE = 200;
 const PACE_WARMUP = 200;
 const PACE_MESSAGES = 3000;
-const MAX_WAIT_MS = 500;
 const PAYLOAD = benchPayload();
 const SCRIPT = fileURLToPath(import.meta.url);
 const CLI = cliEntryFor(import.meta.url, '../src/cli');
@@ -81,11 +82,11 @@ const DELIVERED_VERSION: Record<Case, string> = { baseline: '1', turnout: '1', '
 
 // ---- the baseline: what a team writes without turnout --------------------------
 
-async function baseline(brokers: string[], topic: string, group: string, appUrl: string): Promise<void> {
+async function baseline(brokers: string[], topic: string, group: string, appUrl: string, fetchWaitMs: number): Promise<void> {
   const app = new URL(appUrl);
   const pool = new Pool(app.origin, { connections: PARTITIONS, pipelining: 1 });
   const kafka = new Kafka({ brokers, clientId: 'bench-baseline', logLevel: logLevel.ERROR });
-  const consumer = kafka.consumer({ groupId: group, maxWaitTimeInMs: MAX_WAIT_MS });
+  const consumer = kafka.consumer({ groupId: group, maxWaitTimeInMs: fetchWaitMs });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   await consumer.run({
@@ -116,7 +117,7 @@ interface Running {
 
 function startCase(c: Case, cluster: MockCluster, topic: string, group: string, appUrl: string, translatorsFile: string): Promise<Running> {
   const child: ChildProcess = c === 'baseline'
-    ? spawn(process.execPath, [...childNodeArgs(), SCRIPT, '--case', 'baseline', '--brokers', cluster.bootstrap, '--topic', topic, '--group', group, '--app', appUrl], { stdio: ['ignore', 'inherit', 'inherit'] })
+    ? spawn(process.execPath, [...childNodeArgs(), SCRIPT, '--case', 'baseline', '--brokers', cluster.bootstrap, '--topic', topic, '--group', group, '--app', appUrl, '--fetch-wait', String(FETCH_WAIT_MS)], { stdio: ['ignore', 'inherit', 'inherit'] })
     : spawn(process.execPath, [...childNodeArgs(), CLI, 'run'], {
       stdio: ['ignore', 'ignore', 'inherit'],
       env: {
@@ -127,6 +128,7 @@ function startCase(c: Case, cluster: MockCluster, topic: string, group: string, 
         TURNOUT_APP_URL: appUrl,
         TURNOUT_DLQ: `${topic}.dlq`,
         TURNOUT_KAFKA_IDEMPOTENT: 'false', // the mock cluster cannot start an idempotent kafkajs producer
+        TURNOUT_KAFKA_FETCH_WAIT: String(FETCH_WAIT_MS),
         ...(c === 'turnout-translate' ? { TURNOUT_ACCEPT: '2', TURNOUT_TRANSLATORS: translatorsFile } : {}),
         TURNOUT_PORT: '0',
         TURNOUT_HOST: '127.0.0.1',
@@ -275,7 +277,7 @@ async function parent(rounds: number, n: number): Promise<number> {
       fmt(lat[c]?.p99Ms, 1),
       fmt(lat[c]?.maxMs, 1),
     ]);
-    console.log(`\n${describeMachine()}; librdkafka mock cluster (1 broker), ${PARTITIONS} partitions, ${n} × 1 KiB per round after ${WARMUP} warm-up, latency at ${PACE_RATE} msg/s; CPU of the consumer process per 1 000 messages after the warm-up; peak RSS: its VmHWM, max over rounds\n`);
+    console.log(`\n${describeMachine()}; librdkafka mock cluster (1 broker), ${PARTITIONS} partitions, ${n} × 1 KiB per round after ${WARMUP} warm-up, latency at ${PACE_RATE} msg/s; fetch wait ${FETCH_WAIT_MS} ms (both); CPU of the consumer process per 1 000 messages after the warm-up; peak RSS: its VmHWM, max over rounds\n`);
     console.log(markdownTable(['path', 'msg/s (median)', 'rounds', 'of baseline', 'CPU ms / 1k msg', 'peak RSS MiB', 'p50 ms', 'p99 ms', 'max ms'], rows));
     const ok = ratio >= TARGET_RATIO;
     console.log(`\nturnout / baseline throughput: ${fmt(ratio * 100, 1)} % (target ≥ ${TARGET_RATIO * 100} %): ${ok ? 'met' : 'NOT met'}`);
@@ -301,11 +303,13 @@ const { values } = parseArgs({
     app: { type: 'string' },
     rounds: { type: 'string', default: '3' },
     messages: { type: 'string', default: '20000' },
+    'fetch-wait': { type: 'string', default: schema.kafkaFetchWait.default },
   },
 });
+const FETCH_WAIT_MS = Number(values['fetch-wait']);
 
 if (values.case === 'baseline') {
-  await baseline(String(values.brokers).split(','), String(values.topic), String(values.group), String(values.app));
+  await baseline(String(values.brokers).split(','), String(values.topic), String(values.group), String(values.app), FETCH_WAIT_MS);
 } else {
   process.exitCode = await parent(Number(values.rounds), Number(values.messages));
 }

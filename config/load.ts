@@ -130,6 +130,13 @@ function kafkaCrossCheck(c: Config): void {
       throw new ConfigError(`TURNOUT_KAFKA_DEFER_TOPIC expands to the source "${source}" itself`, 'TURNOUT_KAFKA_DEFER_TOPIC');
     }
   }
+  // kafkajs heartbeats between fetches: a fetch held for a third of the session leaves room for two more tries.
+  if (c.kafkaFetchWait * 3 > c.kafkaSessionTimeout) {
+    throw new ConfigError(
+      `TURNOUT_KAFKA_FETCH_WAIT=${c.kafkaFetchWait} ms is more than a third of TURNOUT_KAFKA_SESSION_TIMEOUT=${c.kafkaSessionTimeout} ms; heartbeats go out between fetches: lower it or raise the session timeout`,
+      'TURNOUT_KAFKA_FETCH_WAIT',
+    );
+  }
   if ((c.kafkaTlsCertFile === undefined) !== (c.kafkaTlsKeyFile === undefined)) {
     const missing = c.kafkaTlsCertFile === undefined ? 'TURNOUT_KAFKA_TLS_CERT_FILE' : 'TURNOUT_KAFKA_TLS_KEY_FILE';
     throw new ConfigError(`mutual TLS needs both TURNOUT_KAFKA_TLS_CERT_FILE and TURNOUT_KAFKA_TLS_KEY_FILE; ${missing} is not set`, missing);

@@ -249,6 +249,8 @@ export const schema = {
     doc: 'Idempotent Kafka producer (acks from all in-sync replicas either way). false for clusters that refuse InitProducerId (missing IDEMPOTENT_WRITE ACL, librdkafka mock cluster).' },
   kafkaSessionTimeout: { flag: 'kafka-session-timeout', group: 'broker', default: '30000', ...int(1000, 3600000, 'ms'),
     doc: 'Kafka consumer group session timeout. Heartbeats run independently of message processing, so long deliveries do not need a larger value.' },
+  kafkaFetchWait: { flag: 'kafka-fetch-wait', group: 'broker', default: '100', ...int(10, 10000, 'ms'),
+    doc: 'Longest time a Kafka broker holds a fetch that finds nothing new (the consumer\'s max wait). It also bounds how long a partition whose buffer filled waits to be fetched again once it has room, so it caps how fast a backlog drains; longer: fewer fetch requests from an idle sidecar (1000 / this value per second per broker). Below a third of TURNOUT_KAFKA_SESSION_TIMEOUT (heartbeats go out between fetches).' },
   kafkaDeferTopic: { flag: 'kafka-defer-topic', group: 'broker', default: '{source}.turnout-defer', parse: str, allowed: 'a topic name; may contain {source}',
     doc: 'Kafka topic holding deferred messages until they are due (created like the source when missing).' },
   sqsWaitTime: { flag: 'sqs-wait-time', group: 'broker', default: '20', ...int(0, 20, 's'),

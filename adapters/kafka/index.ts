@@ -133,6 +133,7 @@ export class KafkaBroker implements BrokerAdapter {
       handler,
       defer: (topic, message, notBefore) => this.send(topic, message, notBefore),
       sessionTimeoutMs: this.settings.sessionTimeoutMs,
+      fetchWaitMs: this.settings.fetchWaitMs,
       logger: this.log,
     });
     await sub.start();

@@ -14,6 +14,8 @@ export interface KafkaSettings {
   client: KafkaConfig;
   idempotent: boolean;
   sessionTimeoutMs: number;
+  /** TURNOUT_KAFKA_FETCH_WAIT: the consumers' maxWaitTimeInMs. */
+  fetchWaitMs: number;
   /** TURNOUT_GROUP: the consumer group template; may contain {source}. */
   groupTemplate: string;
   /** Template for the deferral topic; may contain {source}. */
@@ -107,6 +109,7 @@ export function kafkaSettings(config: Config, logger: Logger): KafkaSettings {
     client,
     idempotent: config.kafkaIdempotent,
     sessionTimeoutMs: config.kafkaSessionTimeout,
+    fetchWaitMs: config.kafkaFetchWait,
     groupTemplate: config.group,
     deferTopic: config.kafkaDeferTopic,
   };

@@ -35,14 +35,21 @@ export interface SubscriptionOptions {
   /** Publishes a deferred copy to the deferral topic; resolves once the broker confirmed it. */
   defer(topic: string, message: Message, notBefore: number): Promise<void>;
   sessionTimeoutMs: number;
+  /**
+   * kafkajs' maxWaitTimeInMs (TURNOUT_KAFKA_FETCH_WAIT). Besides an idle
+   * fetch's wait, it is how long a partition resumed below half its buffer
+   * waits for the fetch under way: when every partition with records is
+   * paused, that fetch asks only for empty ones (or kafkajs sleeps), and the
+   * broker holds it this long. So a backlog drains at most about
+   * (half a buffer) / (this wait) per partition: bench/RESULTS-kafka.md.
+   */
+  fetchWaitMs: number;
   logger: Logger;
 }
 
 /** Per-partition buffer bound: fetching pauses above it and resumes below half. */
 const MAX_BUFFERED_RECORDS = 1000;
 const MAX_BUFFERED_BYTES = 1 << 20;
-/** Idle fetch wait: also how long a resumed partition may wait for its next fetch. */
-const MAX_WAIT_MS = 500;
 /** Least time between two commit requests (commits.ts). */
 const COMMIT_SPACING_MS = 50;
 /** Longest setTimeout Node accepts. */
@@ -132,7 +139,7 @@ export class KafkaSubscription implements Subscription {
       // delivery here; a few per session timeout keep the member alive.
       heartbeatInterval: Math.min(3000, Math.max(100, Math.floor(session / 5))),
       rebalanceTimeout: Math.max(60_000, session),
-      maxWaitTimeInMs: MAX_WAIT_MS,
+      maxWaitTimeInMs: this.options.fetchWaitMs,
       allowAutoTopicCreation: false,
     });
     consumer.on(consumer.events.REBALANCING, () => {

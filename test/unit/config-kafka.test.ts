@@ -9,6 +9,10 @@ import { after, describe, test } from 'node:test';
 import { capabilitiesOf } from '../../adapters/capabilities.ts';
 import { ConfigError } from '../../config/errors.ts';
 import { loadConfig, type FlagValues } from '../../config/load.ts';
+import type { Kafka } from 'kafkajs';
+import { kafkaSettings } from '../../adapters/kafka/options.ts';
+import { KafkaSubscription } from '../../adapters/kafka/subscription.ts';
+import { createLogger } from '../../lib/log.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'turnout-config-kafka-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -53,6 +57,30 @@ describe('config: Kafka cross-checks', () => {
     assertConfigError({ ...kafka, kafkaUsername: 'u', kafkaPassword: 'p' }, 'TURNOUT_KAFKA_SASL_MECHANISM', 'TURNOUT_KAFKA_SASL_MECHANISM is not');
     assertConfigError({ ...kafka, kafkaSaslMechanism: 'plain', kafkaPassword: 'p' }, 'TURNOUT_KAFKA_USERNAME', 'needs TURNOUT_KAFKA_USERNAME');
     assertConfigError({ ...kafka, kafkaSaslMechanism: 'scram-sha-256', kafkaUsername: 'u' }, 'TURNOUT_KAFKA_PASSWORD', 'needs TURNOUT_KAFKA_PASSWORD');
+  });
+
+  test('the fetch wait: 100 ms by default, handed to kafkajs, at most a third of the session timeout', async () => {
+    const { config } = loadConfig(kafka, {});
+    assert.equal(config.kafkaFetchWait, 100);
+    assert.equal(kafkaSettings(loadConfig({ ...kafka, kafkaFetchWait: '250' }, {}).config, createLogger('silent')).fetchWaitMs, 250);
+    assert.equal(loadConfig({ ...kafka, kafkaFetchWait: '2000', kafkaSessionTimeout: '6000' }, {}).config.kafkaFetchWait, 2000, 'a third exactly is allowed');
+    assertConfigError({ ...kafka, kafkaFetchWait: '2001', kafkaSessionTimeout: '6000' }, 'TURNOUT_KAFKA_FETCH_WAIT', 'more than a third of TURNOUT_KAFKA_SESSION_TIMEOUT=6000');
+    assertConfigError({ ...kafka, kafkaFetchWait: '5' }, 'TURNOUT_KAFKA_FETCH_WAIT');
+
+    // The subscription's consumer gets it as maxWaitTimeInMs (the fake refuses to connect; nothing else runs).
+    const seen: Record<string, unknown>[] = [];
+    const fake = {
+      consumer(o: Record<string, unknown>) {
+        seen.push(o);
+        return { events: { REBALANCING: 'r', GROUP_JOIN: 'j', CRASH: 'c' }, on() {}, connect: () => Promise.reject(new Error('no broker here')), disconnect: () => Promise.resolve() };
+      },
+    } as unknown as Kafka;
+    const sub = new KafkaSubscription({
+      kafka: fake, source: 'orders', deferTopic: 'orders.turnout-defer', group: 'g', prefetch: 1, handler: () => Promise.resolve({ kind: 'ack' }),
+      defer: () => Promise.resolve(), sessionTimeoutMs: 30_000, fetchWaitMs: 250, logger: createLogger('silent'),
+    });
+    await assert.rejects(sub.start());
+    assert.equal(seen[0]?.maxWaitTimeInMs, 250);
   });
 
   test('Kafka settings are not checked for another broker', () => {

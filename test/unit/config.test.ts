@@ -121,7 +121,7 @@ describe('config: each option parser', () => {
       assert.throws(() => parseOption(name, String(hi + 1), 'test'), ConfigError, name);
       if (lo > 0) assert.throws(() => parseOption(name, String(lo - 1), 'test'), ConfigError, name);
     }
-    assert.equal(checked, 18);
+    assert.equal(checked, 19);
   });
 
   test('the error message names the variable first and adds the allowed values once', () => {
