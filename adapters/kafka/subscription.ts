@@ -22,6 +22,7 @@ import { refusedForShape, type Disposition, type Handler, type Message, type Sub
 import { invoke, logFailure, received, type FailureReport } from '../handler.ts';
 import { OffsetCommits, type CommitPosition } from './commits.ts';
 import { classify, isRebalance } from './errors.ts';
+import { FetchBudget, ownBytes, type FetchLimits } from './fetch-budget.ts';
 import { PartitionWork, partitionKey, type Rec } from './partition.ts';
 import { fromRecord, OFFSET_HEADER, PARTITION_HEADER } from './records.ts';
 
@@ -44,12 +45,11 @@ export interface SubscriptionOptions {
    * (half a buffer) / (this wait) per partition: bench/RESULTS-kafka.md.
    */
   fetchWaitMs: number;
+  /** The buffer bounds (fetch-budget.ts); tests set smaller ones. */
+  limits?: FetchLimits;
   logger: Logger;
 }
 
-/** Per-partition buffer bound: fetching pauses above it and resumes below half. */
-const MAX_BUFFERED_RECORDS = 1000;
-const MAX_BUFFERED_BYTES = 1 << 20;
 /** Least time between two commit requests (commits.ts). */
 const COMMIT_SPACING_MS = 50;
 /** Longest setTimeout Node accepts. */
@@ -80,6 +80,7 @@ export class KafkaSubscription implements Subscription {
   private healthy = true;
   private restartTimer: NodeJS.Timeout | undefined;
   private idleWaiters: (() => void)[] = [];
+  private readonly budget: FetchBudget;
 
   constructor(options: SubscriptionOptions) {
     this.options = options;
@@ -88,6 +89,7 @@ export class KafkaSubscription implements Subscription {
     this.group = options.group;
     this.log = options.logger.child({ source: options.source, group: options.group });
     this.report = logFailure(this.log);
+    this.budget = new FetchBudget(options.limits);
     this.commits = new OffsetCommits({
       sender: () => {
         const consumer = this.consumer;
@@ -107,6 +109,11 @@ export class KafkaSubscription implements Subscription {
   /** Handler calls not yet settled. */
   get inflight(): number {
     return this.active;
+  }
+
+  /** Payload bytes fetched from the source and not yet finished (diagnostics, tests). */
+  get buffered(): number {
+    return this.budget.total;
   }
 
   /** False after the consumer crashed, until it has joined the group again. */
@@ -180,6 +187,7 @@ export class KafkaSubscription implements Subscription {
       const offset = BigInt(record.offset);
       if (p.fetchNext !== undefined && offset < p.fetchNext) continue; // already buffered
       const decoded = fromRecord(batch.topic, batch.partition, record);
+      decoded.message.payload = ownBytes(decoded.message.payload);
       if (!p.deferral) {
         decoded.message.headers[PARTITION_HEADER] = String(batch.partition);
         decoded.message.headers[OFFSET_HEADER] = record.offset;
@@ -192,10 +200,11 @@ export class KafkaSubscription implements Subscription {
       };
       if (p.deferral && decoded.notBefore !== undefined) rec.notBefore = decoded.notBefore;
       p.push(rec);
+      this.budget.added(p, rec.size);
       p.fetchNext = offset + 1n;
     }
     if (p.fetchNext !== undefined) resolveOffset(String(p.fetchNext - 1n));
-    if (p.length >= MAX_BUFFERED_RECORDS || p.bufferedBytes >= MAX_BUFFERED_BYTES) this.pause(p);
+    if (this.budget.shouldPause(p)) this.pause(p);
     this.markReady(p);
     this.pump();
   }
@@ -224,7 +233,7 @@ export class KafkaSubscription implements Subscription {
     if (!p.paused || p.gone || this.stopped) return;
     const head = p.peek();
     if (p.deferral && head?.notBefore !== undefined && head.notBefore > Date.now()) return;
-    if (p.length <= MAX_BUFFERED_RECORDS / 2 && p.bufferedBytes <= MAX_BUFFERED_BYTES / 2) this.resume(p);
+    if (this.budget.mayResume(p)) this.resume(p);
   }
 
   // --- handing out ---------------------------------------------------------
@@ -316,10 +325,16 @@ export class KafkaSubscription implements Subscription {
   private finish(p: PartitionWork, rec: Rec): void {
     if (p.gone) return;
     p.shift();
+    this.unbuffered(p, rec.size);
     p.releases = 0;
     this.commits.advance({ topic: p.topic, partition: p.partition, offset: rec.offset + 1n });
     this.commits.schedule();
     this.maybeResume(p);
+  }
+
+  /** Records left p's buffer: when the shared bound's pressure ends, every partition it paused may fetch again. */
+  private unbuffered(p: PartitionWork, bytes: number): void {
+    if (this.budget.removed(p, bytes)) for (const q of this.parts.values()) this.maybeResume(q);
   }
 
   /** The head comes again after a short, growing pause (no hot loop while e.g. the DLQ is down). */
@@ -373,8 +388,10 @@ export class KafkaSubscription implements Subscription {
     p.gone = true;
     if (p.timer) clearTimeout(p.timer);
     p.timer = undefined;
+    const held = p.bufferedBytes;
     p.clear();
     this.parts.delete(p.key);
+    this.unbuffered(p, held);
     if (!keepCommit) this.commits.forget(p.key);
     if (p.paused) {
       try {
