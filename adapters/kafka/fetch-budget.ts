@@ -54,10 +54,13 @@ export class FetchBudget {
     return this.pressed;
   }
 
-  added(p: Buffered, bytes: number): void {
-    if (p.deferral) return;
+  /** Records entered the buffer; true when that began the shared bound's pressure. */
+  added(p: Buffered, bytes: number): boolean {
+    if (p.deferral) return false;
     this.bytes += bytes;
-    if (this.bytes >= this.limits.totalBytes) this.pressed = true;
+    if (this.pressed || this.bytes < this.limits.totalBytes) return false;
+    this.pressed = true;
+    return true;
   }
 
   /** Records left the buffer; true when the shared bound's pressure just ended (paused partitions may resume). */

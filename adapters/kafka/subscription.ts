@@ -50,6 +50,8 @@ export interface SubscriptionOptions {
   logger: Logger;
 }
 
+/** Least time between two log lines saying the shared buffer bound was reached (a backlog on many partitions reaches it again and again). */
+const PRESSURE_LOG_SPACING_MS = 60_000;
 /** Least time between two commit requests (commits.ts). */
 const COMMIT_SPACING_MS = 50;
 /** Longest setTimeout Node accepts. */
@@ -81,6 +83,9 @@ export class KafkaSubscription implements Subscription {
   private restartTimer: NodeJS.Timeout | undefined;
   private idleWaiters: (() => void)[] = [];
   private readonly budget: FetchBudget;
+  /** Times the shared bound was reached since it was last logged, and when that was. */
+  private pressures = 0;
+  private pressureLoggedAt = -Infinity;
 
   constructor(options: SubscriptionOptions) {
     this.options = options;
@@ -200,7 +205,7 @@ export class KafkaSubscription implements Subscription {
       };
       if (p.deferral && decoded.notBefore !== undefined) rec.notBefore = decoded.notBefore;
       p.push(rec);
-      this.budget.added(p, rec.size);
+      if (this.budget.added(p, rec.size)) this.onPressure();
       p.fetchNext = offset + 1n;
     }
     if (p.fetchNext !== undefined) resolveOffset(String(p.fetchNext - 1n));
@@ -330,6 +335,20 @@ export class KafkaSubscription implements Subscription {
     this.commits.advance({ topic: p.topic, partition: p.partition, offset: rec.offset + 1n });
     this.commits.schedule();
     this.maybeResume(p);
+  }
+
+  /** The shared bound was reached: said at most once a minute, with how often since. */
+  private onPressure(): void {
+    this.pressures++;
+    const now = Date.now();
+    if (now - this.pressureLoggedAt < PRESSURE_LOG_SPACING_MS) return;
+    this.pressureLoggedAt = now;
+    const l = this.budget.limits;
+    this.log.info(
+      { bufferedBytes: this.budget.total, partitions: this.parts.size, times: this.pressures },
+      `records fetched from ${this.source} reached the shared buffer bound (${l.totalBytes} bytes): partitions holding ${l.floorRecords} records or ${l.floorBytes} bytes pause until it is below half`,
+    );
+    this.pressures = 0;
   }
 
   /** Records left p's buffer: when the shared bound's pressure ends, every partition it paused may fetch again. */

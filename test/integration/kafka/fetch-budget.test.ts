@@ -8,12 +8,14 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { Writable } from 'node:stream';
 import { Kafka } from 'kafkajs';
 import '../../../adapters/kafka/idle-loop.ts';
 import type { Disposition, Received } from '../../../adapters/broker.ts';
 import type { FetchLimits } from '../../../adapters/kafka/fetch-budget.ts';
 import { kafkaSettings } from '../../../adapters/kafka/options.ts';
 import { KafkaSubscription } from '../../../adapters/kafka/subscription.ts';
+import { createLogger } from '../../../lib/log.ts';
 import { sleep, waitFor } from '../../support/wait.ts';
 import { startMockCluster, type MockCluster } from './cluster.ts';
 import { kafkaContext, SESSION_TIMEOUT_MS } from './env.ts';
@@ -36,7 +38,15 @@ test('16 partitions of backlog: the subscription holds at most the shared bound 
   const topic = await cluster.newTopic(PARTITIONS, 'budget');
   const deferTopic = `${topic}.turnout-defer`;
   await cluster.createTopic(deferTopic, PARTITIONS);
-  const { config, logger } = kafkaContext(cluster);
+  const { config } = kafkaContext(cluster);
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+      done();
+    },
+  });
+  const logger = createLogger('info', sink);
   const kafka = new Kafka(kafkaSettings(config, logger).client);
   const producer = kafka.producer({ allowAutoTopicCreation: false });
   await producer.connect();
@@ -91,6 +101,9 @@ test('16 partitions of backlog: the subscription holds at most the shared bound 
     assert.ok(maxBuffered <= ceiling, `held at most ${maxBuffered} bytes (ceiling ${ceiling})`);
     assert.ok(maxBuffered < (total * RECORD_BYTES) / 2, `without the shared bound it would hold most of the ${total * RECORD_BYTES}-byte backlog; held ${maxBuffered}`);
     assert.equal(sub.buffered, 0, 'nothing is counted once everything finished');
+    const said = lines.filter((l) => String(l.msg).includes('reached the shared buffer bound'));
+    assert.equal(said.length, 1, 'reaching the bound is logged once a minute at most');
+    assert.ok(Number(said[0]?.bufferedBytes) >= LIMITS.totalBytes);
   } finally {
     await sub.stop();
     await sub.close();

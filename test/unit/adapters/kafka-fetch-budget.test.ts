@@ -21,11 +21,13 @@ test('a partition pauses at its own bound and resumes below half of it, without 
 test('past the shared bound, partitions above the floor pause, those below it keep fetching; the pressure ends at half', () => {
   const b = new FetchBudget(limits);
   const big = part(20, 600);
-  b.added(big, 600);
+  assert.equal(b.added(big, 600), false);
   assert.equal(b.underPressure, false);
   assert.equal(b.shouldPause(big), false, 'below the shared bound only the own bound counts');
   const other = part(20, 400);
-  b.added(other, 400);
+  assert.equal(b.added(other, 400), true, 'reaching the shared bound begins the pressure');
+  assert.equal(b.added(other, 1), false, 'once');
+  b.removed(other, 1);
   assert.equal(b.total, 1_000);
   assert.equal(b.underPressure, true);
   assert.equal(b.shouldPause(other), true, '20 records is above the floor of 10');
