@@ -2,16 +2,12 @@
 // children's) are kept, newest first, bounded, and scrubbed of secrets.
 
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { scrubber } from '../../config/secrets.ts';
 import { createLogger } from '../../lib/log.ts';
 import { RecentErrors, tapLogger } from '../../src/recent-errors.ts';
+import { logSink as sink } from '../support/log-sink.ts';
 
-const sink = (): { stream: Writable; lines: string[] } => {
-  const lines: string[] = [];
-  return { lines, stream: new Writable({ write(chunk: Buffer, _e, done) { lines.push(chunk.toString()); done(); } }) };
-};
 
 test('warn and error are kept with their reason, id and error text; info is not; the log still gets every line', () => {
   const out = sink();

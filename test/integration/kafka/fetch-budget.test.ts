@@ -8,7 +8,6 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Writable } from 'node:stream';
 import { Kafka } from 'kafkajs';
 import '../../../adapters/kafka/idle-loop.ts';
 import type { Disposition, Received } from '../../../adapters/broker.ts';
@@ -16,6 +15,8 @@ import type { FetchLimits } from '../../../adapters/kafka/fetch-budget.ts';
 import { kafkaSettings } from '../../../adapters/kafka/options.ts';
 import { KafkaSubscription } from '../../../adapters/kafka/subscription.ts';
 import { createLogger } from '../../../lib/log.ts';
+import { logSink } from '../../support/log-sink.ts';
+import { jsonLines } from '../../support/process.ts';
 import { sleep, waitFor } from '../../support/wait.ts';
 import { startMockCluster, type MockCluster } from './cluster.ts';
 import { kafkaContext, SESSION_TIMEOUT_MS } from './env.ts';
@@ -39,14 +40,8 @@ test('16 partitions of backlog: the subscription holds at most the shared bound 
   const deferTopic = `${topic}.turnout-defer`;
   await cluster.createTopic(deferTopic, PARTITIONS);
   const { config } = kafkaContext(cluster);
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      done();
-    },
-  });
-  const logger = createLogger('info', sink);
+  const log = logSink();
+  const logger = createLogger('info', log.stream);
   const kafka = new Kafka(kafkaSettings(config, logger).client);
   const producer = kafka.producer({ allowAutoTopicCreation: false });
   await producer.connect();
@@ -62,15 +57,15 @@ test('16 partitions of backlog: the subscription holds at most the shared bound 
   const total = PARTITIONS * PER_PARTITION;
 
   const finished = new Map<string, number>();
-  const healthyDone = (): number => [...finished.keys()].filter((id) => !STUCK.has(Number(/^p(\d+)-/.exec(id)?.[1]))).length;
+  const partitionOf = (id: string): number => Number(/^p(\d+)-/.exec(id)?.[1]);
+  const healthyDone = (): number => [...finished.keys()].filter((id) => !STUCK.has(partitionOf(id))).length;
   let stuck = true;
   let stuckTries = 0;
   let maxBuffered = 0;
   let sub: KafkaSubscription | undefined;
   const handler = async (m: Received): Promise<Disposition> => {
     maxBuffered = Math.max(maxBuffered, sub?.buffered ?? 0);
-    const partition = Number(/^p(\d+)-/.exec(m.id)?.[1]);
-    if (stuck && STUCK.has(partition)) {
+    if (stuck && STUCK.has(partitionOf(m.id))) {
       stuckTries++;
       return { kind: 'release' };
     }
@@ -101,7 +96,7 @@ test('16 partitions of backlog: the subscription holds at most the shared bound 
     assert.ok(maxBuffered <= ceiling, `held at most ${maxBuffered} bytes (ceiling ${ceiling})`);
     assert.ok(maxBuffered < (total * RECORD_BYTES) / 2, `without the shared bound it would hold most of the ${total * RECORD_BYTES}-byte backlog; held ${maxBuffered}`);
     assert.equal(sub.buffered, 0, 'nothing is counted once everything finished');
-    const said = lines.filter((l) => String(l.msg).includes('reached the shared buffer bound'));
+    const said = jsonLines(log.lines.join('')).filter((l) => String(l.msg).includes('reached the shared buffer bound'));
     assert.equal(said.length, 1, 'reaching the bound is logged once a minute at most');
     assert.ok(Number(said[0]?.bufferedBytes) >= LIMITS.totalBytes);
   } finally {
