@@ -14,3 +14,33 @@ export function settledWithin(promises: Iterable<Promise<unknown>>, ms: number):
     });
   });
 }
+
+/** How long an adapter's close() waits for its publishes under way (UnderWay.finish). */
+export const PUBLISH_FINISH_WAIT_MS = 5_000;
+
+/**
+ * Calls under way (publishes), so that closing a connection can let them
+ * finish first: a publish failed by the close may have reached the broker,
+ * and its caller would send it again.
+ */
+export class UnderWay {
+  private readonly calls = new Set<Promise<unknown>>();
+
+  /** Starts `call` and keeps it until it settles. */
+  run<T>(call: () => Promise<T>): Promise<T> {
+    const p = call();
+    this.calls.add(p);
+    const forget = (): void => void this.calls.delete(p);
+    p.then(forget, forget);
+    return p;
+  }
+
+  get size(): number {
+    return this.calls.size;
+  }
+
+  /** settledWithin() over the calls under way now. */
+  finish(ms = PUBLISH_FINISH_WAIT_MS): Promise<boolean> {
+    return this.calls.size === 0 ? Promise.resolve(true) : settledWithin([...this.calls], ms);
+  }
+}

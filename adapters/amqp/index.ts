@@ -11,7 +11,7 @@ import * as amqp from 'amqplib';
 import type { ChannelModel } from 'amqplib';
 import { backoffCeiling } from '../../lib/backoff.ts';
 import type { Logger } from '../../lib/log.ts';
-import { settledWithin } from '../../lib/settle.ts';
+import { PUBLISH_FINISH_WAIT_MS, settledWithin, UnderWay } from '../../lib/settle.ts';
 import {
   BrokerError,
   type AdapterContext,
@@ -60,6 +60,8 @@ export class AmqpBroker implements BrokerAdapter {
   private readonly subs = new Set<AmqpSubscription>();
   /** Consumer channels closing (after the acks written on them): close() waits for them before the connection's end. */
   private readonly channelCloses = new Set<Promise<unknown>>();
+  /** Publishes awaiting their confirm: close() lets them finish before the connection ends. */
+  private readonly publishes = new UnderWay();
   /** Delay queues declared (or being declared) on the broker, by name. */
   private readonly delayQueues = new Map<string, Promise<void>>();
 
@@ -105,7 +107,7 @@ export class AmqpBroker implements BrokerAdapter {
   async publish(queue: string, message: Message): Promise<void> {
     const p = this.publisher;
     if (!p || this.closed) throw new BrokerError('unavailable', `not connected to RabbitMQ; message ${message.id} to ${queue} not published`);
-    await p.publish(queue, message);
+    await this.publishes.run(() => p.publish(queue, message));
   }
 
   async depth(queue: string): Promise<QueueDepth> {
@@ -171,6 +173,11 @@ export class AmqpBroker implements BrokerAdapter {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     for (const sub of this.subs) sub.close();
+    // A publish that RabbitMQ took but whose confirm the close cut off would fail, and be sent
+    // again by its caller: new publishes fail from here on (never sent), those under way finish.
+    if (!(await this.publishes.finish())) {
+      this.log.warn({ publishes: this.publishes.size, waitedMs: PUBLISH_FINISH_WAIT_MS }, 'closing with publishes still awaiting their confirm; they fail, and may have reached RabbitMQ');
+    }
     const conn = this.conn;
     this.conn = undefined;
     this.publisher = undefined;
@@ -276,9 +283,9 @@ export class AmqpBroker implements BrokerAdapter {
     for (let attempt = 1; ; attempt++) {
       await this.declareDelayQueue(source, queue);
       const p = this.publisher;
-      if (!p) throw new BrokerError('unavailable', `not connected to RabbitMQ; message ${message.id} not deferred`);
+      if (!p || this.closed) throw new BrokerError('unavailable', `not connected to RabbitMQ; message ${message.id} not deferred`);
       try {
-        await p.publish(queue, message, { expiration: delayMs });
+        await this.publishes.run(() => p.publish(queue, message, { expiration: delayMs }));
         return;
       } catch (err) {
         // someone deleted the delay queue: declare it again, once

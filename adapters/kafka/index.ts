@@ -11,6 +11,7 @@ import { Kafka, Partitioners, type Admin, type Producer } from 'kafkajs';
 import './idle-loop.ts';
 import { expandTarget } from '../../lib/targets.ts';
 import type { Logger } from '../../lib/log.ts';
+import { PUBLISH_FINISH_WAIT_MS, UnderWay } from '../../lib/settle.ts';
 import {
   BrokerError,
   type AdapterContext,
@@ -57,6 +58,8 @@ export class KafkaBroker implements BrokerAdapter {
   /** Latest subscription per source: its group is the one whose lag depth() reports. */
   private readonly subs = new Map<string, KafkaSubscription>();
   private readonly allSubs = new Set<KafkaSubscription>();
+  /** Sends awaiting the brokers' acks: close() lets them finish before the producer disconnects. */
+  private readonly publishes = new UnderWay();
 
   constructor(settings: KafkaSettings, logger: Logger) {
     this.settings = settings;
@@ -186,7 +189,7 @@ export class KafkaBroker implements BrokerAdapter {
     const record = toRecord(message, notBefore);
     if (partition !== undefined) record.partition = partition;
     try {
-      await producer.send({ topic, acks: -1, timeout: 30_000, messages: [record] });
+      await this.publishes.run(() => producer.send({ topic, acks: -1, timeout: 30_000, messages: [record] }));
     } catch (err) {
       throw classify(err, `publish to ${topic}`);
     }
@@ -269,9 +272,15 @@ export class KafkaBroker implements BrokerAdapter {
     this.closed = true;
     if (this.probeTimer) clearInterval(this.probeTimer);
     await Promise.all([...this.allSubs].map((subscription) => subscription.close().catch((err: unknown) => this.log.warn({ err }, 'closing a kafka subscription failed'))));
+    // A send the brokers took but whose ack the disconnect cut off would fail, and be sent again
+    // by its caller: new sends fail from the start of close(), those under way finish.
+    if (!(await this.publishes.finish())) {
+      this.log.warn({ publishes: this.publishes.size, waitedMs: PUBLISH_FINISH_WAIT_MS }, 'closing with sends still awaiting the brokers\' acks; they fail, and may have reached Kafka');
+    }
     await this.producer?.disconnect().catch(() => {});
     await this.admin?.disconnect().catch(() => {});
     this.connected = false;
     this.log.info('disconnected from kafka');
   }
 }
+

@@ -17,6 +17,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { expandTarget } from '../../lib/targets.ts';
 import type { Logger } from '../../lib/log.ts';
+import { PUBLISH_FINISH_WAIT_MS, UnderWay } from '../../lib/settle.ts';
 import {
   BrokerError,
   type AdapterContext,
@@ -62,6 +63,8 @@ export class SqsBroker implements BrokerAdapter {
   private readonly visibility: Batcher<VisibilityEntry>;
   private readonly rejected: RejectMemory;
   private readonly subscriptions = new Set<SqsSubscription>();
+  /** Publishes and deferred copies being sent: close() lets them finish before it destroys the client. */
+  private readonly publishes = new UnderWay();
   private connected = false;
   private closed = false;
   private healthy = true;
@@ -188,7 +191,7 @@ export class SqsBroker implements BrokerAdapter {
   }
 
   async publish(queue: string, message: Message): Promise<void> {
-    await this.place(queue, message, undefined);
+    await this.publishes.run(() => this.place(queue, message, undefined));
   }
 
   /** A publish; to a FIFO queue with the group and deduplication id of `from` when it has them (a moved copy). */
@@ -225,7 +228,7 @@ export class SqsBroker implements BrokerAdapter {
       queue: info,
       visibilitySeconds: this.options.visibilityExtensionSeconds ?? Math.max(5, info.visibilityTimeout),
       waitSeconds: Math.min(2, this.options.waitTimeSeconds),
-      forward: (to, message, placement) => this.place(to, message, placement),
+      forward: (to, message, placement) => this.publishes.run(() => this.place(to, message, placement)),
     });
   }
 
@@ -259,7 +262,7 @@ export class SqsBroker implements BrokerAdapter {
   }
 
   /** A copy of a consumed message back into its own queue (deferrals). */
-  private readonly resend: Resend = async (queue, message, how) => {
+  private readonly resend: Resend = (queue, message, how) => this.publishes.run(async () => {
     const enc = encode(message, { spill: true, notBefore: how.notBefore });
     const entry = {
       MessageBody: enc.body,
@@ -270,7 +273,7 @@ export class SqsBroker implements BrokerAdapter {
         : { DelaySeconds: how.delaySeconds }),
     };
     await this.send(queue, { entry, size: enc.size, queueName: queue.name });
-  };
+  });
 
   private async send(info: QueueInfo, out: Parameters<Publisher['send']>[1]): Promise<void> {
     try {
@@ -328,6 +331,11 @@ export class SqsBroker implements BrokerAdapter {
     await Promise.allSettled([...this.subscriptions].map((subscription) => subscription.close()));
     this.subscriptions.clear();
     await Promise.allSettled([this.deletes.flushAll(), this.visibility.flushAll()]);
+    // Destroying the client cuts the sends under way: SQS may have taken one, and the SDK's
+    // retry (or the publisher's caller) sends it again. New publishes fail from the start of close().
+    if (!(await this.publishes.finish())) {
+      this.logger.warn({ publishes: this.publishes.size, waitedMs: PUBLISH_FINISH_WAIT_MS }, 'closing with sends to SQS still unanswered; they fail, and may have reached SQS');
+    }
     this.client.destroy();
   }
 
@@ -350,3 +358,4 @@ export class SqsBroker implements BrokerAdapter {
     return entries.map((_, i) => failed.get(String(i)));
   }
 }
+

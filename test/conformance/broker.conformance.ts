@@ -451,6 +451,46 @@ export function conformance(t: ConformanceTarget): void {
       await waitFor('up again after the drop', () => b.isUp(), timeout);
     });
 
+    // A publish under way when close() is called either finishes or was never
+    // sent. Failing one the broker had taken makes its caller (an app
+    // publishing through a stopping sidecar) send it again: a duplicate.
+    // Two moments: one turn after the publishes (written, no answer yet), and
+    // at the first answer (the rest are on the wire: SQS batches, confirms).
+    const closeMoments: [string, (publishes: Promise<void>[]) => Promise<unknown>][] = [
+      ['one turn after them', () => new Promise((resolve) => setImmediate(resolve))],
+      ['at the first answer', (publishes) => Promise.race(publishes)],
+    ];
+    for (const [moment, until] of closeMoments) {
+      test(`close() ${moment} with 100 publishes under way: each one resolves and (durable brokers) is on the queue once; publishes after it fail with unavailable`, async () => {
+        const b = await open();
+        const q = await t.newQueue();
+        // The first publish opens what publishing needs (channel, queue lookup), so the next ones go out at once.
+        const first = msg();
+        await b.publish(q, first);
+        const sent = [first, ...Array.from({ length: 100 }, (_, i) => msg({ key: `key-${i % 5}` }))];
+        const publishes = sent.slice(1).map((m) => b.publish(q, m));
+        await until(publishes);
+        const closing = b.close();
+        await assert.rejects(b.publish(q, msg()), (err: unknown) => err instanceof BrokerError && err.code === 'unavailable');
+        const outcomes = await Promise.allSettled(publishes);
+        await closing;
+        const failed = outcomes.flatMap((o, i) => (o.status === 'rejected' ? [`${sent[i + 1]?.id}: ${String(o.reason)}`] : []));
+        assert.deepEqual(failed, [], 'no publish under way fails because of close()');
+        // An embedded broker's messages end with it: only a durable one can be asked afterwards.
+        if (!t.capabilities.durable) return;
+        const tally = new Tally();
+        const sub = await a.consume(q, async (m) => {
+          tally.record('consumed', m.id);
+          return { kind: 'ack' };
+        }, { prefetch: 16, group: `conf-${q}` });
+        await waitFor('101 consumed', () => tally.ids('consumed').size >= 101, timeout * 2);
+        await sleep(quiet);
+        await sub.stop();
+        assert.deepEqual(tally.missing(sent.map((m) => m.id)), []);
+        assert.equal(tally.count('consumed'), 101, `duplicates: ${tally.duplicates().length}; nothing but the 101`);
+      });
+    }
+
     test('after close: not up, publish fails with unavailable', async () => {
       const b = await open();
       const q = await t.newQueue();
