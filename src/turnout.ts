@@ -305,6 +305,7 @@ export class Turnout {
 
   private async doShutdown(): Promise<ShutdownResult> {
     this.draining = true;
+    this.http.drain();
     this.startAbort.abort();
     this.metrics.draining.set(1);
     this.logger.info({ inflight: this.pipeline.inflight, drainTimeoutMs: this.config.drainTimeout }, 'draining');

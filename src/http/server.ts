@@ -2,6 +2,7 @@
 // routing admin API. Plain node:http; every answer is JSON except /metrics.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isBrokerError, type BrokerAdapter, type BrokerErrorCode } from '../../adapters/broker.ts';
 import { isPercent } from '../../config/percent.ts';
 import type { Config } from '../../config/schema.ts';
@@ -40,6 +41,11 @@ const BROKER_STATUS: Record<BrokerErrorCode, number> = {
   forbidden: 503,
 };
 
+/** close() waits for this long without a request before it stops the server... */
+const CLOSE_QUIET_MS = 50;
+/** ...but no longer than this. */
+const CLOSE_GRACE_MS = 1_000;
+
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
@@ -62,13 +68,21 @@ export class HttpServer {
   private readonly deps: HttpDeps;
   private readonly access: PublishAccess;
   private readonly cap: ConnectionCap;
+  private draining = false;
+  /** performance.now() of the last request: close() waits for a quiet moment. */
+  private lastRequestAt = -Infinity;
 
   constructor(deps: HttpDeps) {
     this.deps = deps;
     this.access = new PublishAccess({ token: deps.config.publishToken, queues: deps.config.publishQueues });
     const limits = limitsOf(deps.config);
     this.server = createServer(serverOptions(limits), (req, res) => {
+      this.lastRequestAt = performance.now();
       if (this.cap.refuse(req, res)) return;
+      // While draining, each connection ends with its answer (as Envoy drains HTTP/1.1): a
+      // client opens a new one for its next request, which close() then refuses outright,
+      // instead of sending it on a kept-alive connection that close() resets unanswered.
+      if (this.draining) res.setHeader('connection', 'close');
       this.dispatch(req, res).catch((err: unknown) => {
         deps.logger.error({ err, url: req.url }, 'HTTP handler failed');
         if (!res.headersSent) fail(res, 500, 'internal error');
@@ -84,11 +98,24 @@ export class HttpServer {
     return listen(this.server, port, host);
   }
 
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeIdleConnections();
-    });
+  /** From now on every answer closes its connection (see the request handler). */
+  drain(): void {
+    this.draining = true;
+  }
+
+  /**
+   * Waits for a quiet moment (no request for CLOSE_QUIET_MS, at most
+   * CLOSE_GRACE_MS), then stops listening and ends the connections.
+   * server.close() ends idle connections at once, and a connection whose
+   * request is not read yet looks idle: that request is reset unanswered, and
+   * its client cannot tell whether the message was taken. Answered in the
+   * wait instead, a publish gets 503 (the broker is closed by then) with
+   * retry-after and connection: close, and its client backs off.
+   */
+  async close(): Promise<void> {
+    const started = performance.now();
+    while (performance.now() - this.lastRequestAt < CLOSE_QUIET_MS && performance.now() - started < CLOSE_GRACE_MS) await sleep(CLOSE_QUIET_MS);
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
