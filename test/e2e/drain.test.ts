@@ -18,6 +18,7 @@ test('SIGTERM with slow in-flight work: readyz 503, in-flight finish, nothing ne
     await waitFor('readyz 503', async () => (await fetch(`${t.baseUrl}/readyz`)).status === 503, 2000);
     const r = await fetch(`${t.baseUrl}/readyz`);
     assert.deepEqual(await r.json(), { status: 'not ready', reason: 'draining' });
+    assert.equal(r.headers.get('connection'), 'close', 'while draining, each answer ends its connection');
     const metrics = await (await fetch(`${t.baseUrl}/metrics`)).text();
     assert.match(metrics, /turnout_draining 1/);
     // a second signal does not cut the drain short
