@@ -283,4 +283,3 @@ export class KafkaBroker implements BrokerAdapter {
     this.log.info('disconnected from kafka');
   }
 }
-

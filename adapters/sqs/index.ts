@@ -358,4 +358,3 @@ export class SqsBroker implements BrokerAdapter {
     return entries.map((_, i) => failed.get(String(i)));
   }
 }
-
