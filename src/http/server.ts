@@ -41,8 +41,11 @@ const BROKER_STATUS: Record<BrokerErrorCode, number> = {
   forbidden: 503,
 };
 
-/** close() waits for this long without a request before it stops the server... */
-const CLOSE_QUIET_MS = 50;
+/**
+ * close() waits for this long without a request before it stops the server
+ * (a client in a CPU-throttled container can stall for a CFS period, 100 ms)...
+ */
+const CLOSE_QUIET_MS = 100;
 /** ...but no longer than this. */
 const CLOSE_GRACE_MS = 1_000;
 
