@@ -94,3 +94,32 @@ test('idle process exits 0 at once on SIGTERM', async () => {
   assert.ok(Date.now() - started < 3000);
   await sleep(0);
 });
+
+test('a client that never stops asking does not hold the shutdown: the server waits for a quiet moment at most 1 s', async () => {
+  const t = await startTurnout({});
+  let asking = true;
+  let answered = 0;
+  const ask = async (): Promise<void> => {
+    while (asking) {
+      try {
+        await (await fetch(`${t.baseUrl}/healthz`)).arrayBuffer();
+        answered++;
+      } catch {
+        return; // the server is gone
+      }
+    }
+  };
+  const clients = Array.from({ length: 4 }, ask);
+  try {
+    await waitFor('the clients to be answered', () => answered >= 100, 10_000, 5);
+    const started = Date.now();
+    assert.equal(await t.stop('SIGTERM'), 0);
+    const took = Date.now() - started;
+    // The bound is 1 s of waiting; process start-up noise aside, well under 5 s.
+    assert.ok(took < 5000, `exit took ${took} ms`);
+  } finally {
+    asking = false;
+    await Promise.all(clients);
+    await t.kill();
+  }
+});
