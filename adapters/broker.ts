@@ -207,12 +207,25 @@ export type BrokerErrorCode =
 export class BrokerError extends Error {
   readonly code: BrokerErrorCode;
   readonly retriable: boolean;
-  constructor(code: BrokerErrorCode, message: string, options?: { cause?: unknown }) {
+  /**
+   * A publish that was handed to the broker, whose answer never came (confirm
+   * timeout, connection lost while waiting): the broker may have the message,
+   * and sending it again may make a duplicate. POST /v1/publish answers 504
+   * for it, 503 for an `unavailable` publish that certainly was not taken.
+   */
+  readonly unconfirmed: boolean;
+  constructor(code: BrokerErrorCode, message: string, options?: { cause?: unknown; unconfirmed?: boolean }) {
     super(message, options);
     this.name = 'BrokerError';
     this.code = code;
     this.retriable = code === 'unavailable';
+    this.unconfirmed = code === 'unavailable' && options?.unconfirmed === true;
   }
+}
+
+/** `err` as a publish whose outcome is unknown when it is `unavailable` (see BrokerError.unconfirmed); other codes are the broker's refusal. */
+export function unconfirmed(err: BrokerError): BrokerError {
+  return err.code !== 'unavailable' || err.unconfirmed ? err : new BrokerError(err.code, err.message, { cause: err.cause, unconfirmed: true });
 }
 
 export const isBrokerError = (err: unknown): err is BrokerError => err instanceof BrokerError;

@@ -184,7 +184,15 @@ export class AmqpBroker implements BrokerAdapter {
     // Acks go before the connection's end (see SubscriptionDeps.closing); a broker that does not answer costs at most this.
     if (conn && this.channelCloses.size > 0) await settledWithin([...this.channelCloses], CHANNEL_CLOSE_WAIT_MS);
     // Closing the connection hands every unacked message back to RabbitMQ.
-    if (conn) await conn.close().catch((err: unknown) => this.log.debug({ err }, 'closing the connection failed'));
+    if (conn) {
+      const closing = conn.close().catch((err: unknown) => this.log.debug({ err }, 'closing the connection failed'));
+      // amqplib waits for RabbitMQ's close-ok without a deadline: a broker that does not answer would hold the shutdown.
+      if (!(await settledWithin([closing], CONNECTION_CLOSE_WAIT_MS))) {
+        this.log.warn({ waitedMs: CONNECTION_CLOSE_WAIT_MS }, 'RabbitMQ did not answer the connection close; dropping the connection (RabbitMQ requeues its unacked messages when it sees it gone)');
+        // No public way to end it: the socket under amqplib's connection (ChannelModel.connection.stream).
+        (conn as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.();
+      }
+    }
   }
 
   private async open(): Promise<void> {
@@ -338,3 +346,5 @@ export class AmqpBroker implements BrokerAdapter {
 
 /** How long close() waits for consumer channels to close before it ends the connection anyway. */
 const CHANNEL_CLOSE_WAIT_MS = 5_000;
+/** How long close() waits for RabbitMQ to answer the connection close before it drops the socket. */
+const CONNECTION_CLOSE_WAIT_MS = 5_000;

@@ -5,7 +5,7 @@
 
 import type { ChannelModel, ConfirmChannel, Message as AmqpMessage } from 'amqplib';
 import type { Logger } from '../../lib/log.ts';
-import { BrokerError, type Message } from '../broker.ts';
+import { BrokerError, unconfirmed, type Message } from '../broker.ts';
 import { toPublishOptions, unencodable } from './codec.ts';
 import { classify, maxSizeFrom } from './errors.ts';
 
@@ -60,7 +60,7 @@ export class Publisher {
         else resolve();
       };
       const timer = setTimeout(() => {
-        finish(new BrokerError('unavailable', `no publisher confirm for message ${message.id} to ${queue} within ${this.options.confirmTimeoutMs} ms`));
+        finish(new BrokerError('unavailable', `no publisher confirm for message ${message.id} to ${queue} within ${this.options.confirmTimeoutMs} ms`, { unconfirmed: true }));
       }, this.options.confirmTimeoutMs);
       this.count(this.pending, key, +1);
       try {
@@ -69,9 +69,12 @@ export class Publisher {
             finish(new BrokerError('unknown-queue', `queue "${queue}" does not exist (message ${message.id} was returned unroutable)`));
           } else if (err) {
             const max = this.options.limits.maxMessageBytes;
+            const e = classify(err, `publishing message ${message.id} to ${queue}`);
+            // A nack is RabbitMQ saying it did not take the message; a channel closed while
+            // the confirm was due (amqplib: "channel closed") leaves it unknown.
             finish(max !== undefined && message.payload.length > max
               ? new BrokerError('too-large', `message ${message.id} has ${message.payload.length} bytes; RabbitMQ's max_message_size is ${max}`, { cause: err })
-              : classify(err, `publishing message ${message.id} to ${queue}`));
+              : (err as Error).message === 'message nacked' ? e : unconfirmed(e));
           } else {
             finish();
           }

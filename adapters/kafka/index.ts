@@ -24,6 +24,7 @@ import {
   type Subscription,
   type Sweep,
   type SweepOptions,
+  unconfirmed,
 } from '../broker.ts';
 import { capabilities } from './capabilities.ts';
 import { kafkaSettings, RETRY, type KafkaSettings } from './options.ts';
@@ -191,7 +192,8 @@ export class KafkaBroker implements BrokerAdapter {
     try {
       await this.publishes.run(() => producer.send({ topic, acks: -1, timeout: 30_000, messages: [record] }));
     } catch (err) {
-      throw classify(err, `publish to ${topic}`);
+      // kafkajs had the record (it retries on its own): unless Kafka refused it, it may have been written.
+      throw unconfirmed(classify(err, `publish to ${topic}`));
     }
     this.known.add(topic);
     this.reachable = true;

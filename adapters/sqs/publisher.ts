@@ -9,6 +9,7 @@ import {
   type SendMessageBatchRequestEntry,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
+import { unconfirmed, type BrokerError } from '../broker.ts';
 import { classify } from './errors.ts';
 
 export interface Outgoing {
@@ -91,7 +92,7 @@ export class Publisher {
           });
         },
         (err: unknown) => {
-          for (const p of chunk) p.reject(classify(err, `sending to queue "${p.out.queueName}"`));
+          for (const p of chunk) p.reject(sendFailed(err, p.out));
         },
       );
   }
@@ -100,7 +101,14 @@ export class Publisher {
     try {
       await this.client.send(new SendMessageCommand({ QueueUrl: url, ...out.entry }));
     } catch (err) {
-      throw classify(err, `sending to queue "${out.queueName}"`);
+      throw sendFailed(err, out);
     }
   }
 }
+
+/**
+ * A request that failed as a whole. Unless SQS refused it (a queue, size or
+ * shape error), it may have been taken: the SDK retries on its own, and an
+ * attempt whose answer was lost counts as failed.
+ */
+const sendFailed = (err: unknown, out: Outgoing): BrokerError => unconfirmed(classify(err, `sending to queue "${out.queueName}"`));

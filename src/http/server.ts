@@ -239,6 +239,11 @@ export class HttpServer {
   }
 
   private brokerFailure(res: ServerResponse, err: unknown, what: string): void {
+    if (isBrokerError(err) && err.unconfirmed) {
+      // Not a 503: that says the message was not taken, and is retried freely.
+      this.deps.logger.warn({ err }, `${what}: no answer from the broker; it may have the message`);
+      return fail(res, 504, `${err.message}; the broker may have the message: sending it again may make a duplicate (x-turnout-message-id tells the copies apart)`, { 'retry-after': '1' });
+    }
     if (isBrokerError(err)) {
       const status = BROKER_STATUS[err.code];
       if (status >= 500) this.deps.logger.warn({ err }, `${what}: broker unavailable`);
