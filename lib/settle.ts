@@ -19,16 +19,20 @@ export function settledWithin(promises: Iterable<Promise<unknown>>, ms: number):
 export const PUBLISH_FINISH_WAIT_MS = 5_000;
 
 /**
- * Calls under way (publishes), so that closing a connection can let them
- * finish first: a publish failed by the close may have reached the broker,
- * and its caller would send it again.
+ * Work under way (publishes, channel closes), so that closing a connection
+ * can let it finish first: a publish failed by the close may have reached
+ * the broker, and its caller would send it again.
  */
 export class UnderWay {
   private readonly calls = new Set<Promise<unknown>>();
 
   /** Starts `call` and keeps it until it settles. */
   run<T>(call: () => Promise<T>): Promise<T> {
-    const p = call();
+    return this.track(call());
+  }
+
+  /** Keeps `p` until it settles. */
+  track<T>(p: Promise<T>): Promise<T> {
     this.calls.add(p);
     const forget = (): void => void this.calls.delete(p);
     p.then(forget, forget);
@@ -39,7 +43,7 @@ export class UnderWay {
     return this.calls.size;
   }
 
-  /** settledWithin() over the calls under way now. */
+  /** settledWithin() over the work under way now. */
   finish(ms = PUBLISH_FINISH_WAIT_MS): Promise<boolean> {
     return this.calls.size === 0 ? Promise.resolve(true) : settledWithin([...this.calls], ms);
   }

@@ -59,7 +59,7 @@ export class AmqpBroker implements BrokerAdapter {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private readonly subs = new Set<AmqpSubscription>();
   /** Consumer channels closing (after the acks written on them): close() waits for them before the connection's end. */
-  private readonly channelCloses = new Set<Promise<unknown>>();
+  private readonly channelCloses = new UnderWay();
   /** Publishes awaiting their confirm: close() lets them finish before the connection ends. */
   private readonly publishes = new UnderWay();
   /** Delay queues declared (or being declared) on the broker, by name. */
@@ -92,10 +92,7 @@ export class AmqpBroker implements BrokerAdapter {
       logger: this.log,
       defer: (src, message, delayMs) => this.publishDeferred(src, message, delayMs),
       lost: (lostSub) => this.restartLater(lostSub),
-      closing: (done) => {
-        this.channelCloses.add(done);
-        void done.finally(() => this.channelCloses.delete(done));
-      },
+      closing: (done) => void this.channelCloses.track(done),
     });
     await sub.start(conn);
     this.forgetFinished();
@@ -182,7 +179,7 @@ export class AmqpBroker implements BrokerAdapter {
     this.conn = undefined;
     this.publisher = undefined;
     // Acks go before the connection's end (see SubscriptionDeps.closing); a broker that does not answer costs at most this.
-    if (conn && this.channelCloses.size > 0) await settledWithin([...this.channelCloses], CHANNEL_CLOSE_WAIT_MS);
+    if (conn) await this.channelCloses.finish(CHANNEL_CLOSE_WAIT_MS);
     // Closing the connection hands every unacked message back to RabbitMQ.
     if (conn) {
       const closing = conn.close().catch((err: unknown) => this.log.debug({ err }, 'closing the connection failed'));

@@ -69,12 +69,14 @@ export class Publisher {
             finish(new BrokerError('unknown-queue', `queue "${queue}" does not exist (message ${message.id} was returned unroutable)`));
           } else if (err) {
             const max = this.options.limits.maxMessageBytes;
-            const e = classify(err, `publishing message ${message.id} to ${queue}`);
-            // A nack is RabbitMQ saying it did not take the message; a channel closed while
-            // the confirm was due (amqplib: "channel closed") leaves it unknown.
-            finish(max !== undefined && message.payload.length > max
-              ? new BrokerError('too-large', `message ${message.id} has ${message.payload.length} bytes; RabbitMQ's max_message_size is ${max}`, { cause: err })
-              : (err as Error).message === 'message nacked' ? e : unconfirmed(e));
+            if (max !== undefined && message.payload.length > max) {
+              finish(new BrokerError('too-large', `message ${message.id} has ${message.payload.length} bytes; RabbitMQ's max_message_size is ${max}`, { cause: err }));
+            } else {
+              const e = classify(err, `publishing message ${message.id} to ${queue}`);
+              // A nack is RabbitMQ saying it did not take the message; a channel closed while
+              // the confirm was due (amqplib: "channel closed") leaves it unknown.
+              finish((err as Error).message === 'message nacked' ? e : unconfirmed(e));
+            }
           } else {
             finish();
           }
