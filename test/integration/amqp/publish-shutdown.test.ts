@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startApp, type TestApp } from '../../support/app.ts';
 import { startTurnout, type TurnoutProcess } from '../../support/process.ts';
+import { Tally } from '../../support/tally.ts';
 import { waitFor } from '../../support/wait.ts';
 import { rabbitShared } from './lock.ts';
 import { AMQP_URL, TestRabbit } from './rabbit.ts';
@@ -68,12 +69,11 @@ describe('amqp: publishing through a sidecar that stops', () => {
 
     const accepted = [...answers].filter(([, a]) => a === '202').map(([id]) => id);
     const other = [...answers].filter(([, a]) => a !== '202');
-    const onQueue = (await rabbit.drain(target)).map((m) => String(m.properties.messageId));
-    const copies = new Map<string, number>();
-    for (const id of onQueue) copies.set(id, (copies.get(id) ?? 0) + 1);
-    assert.deepEqual(accepted.filter((id) => copies.get(id) !== 1), [], 'every 202 is on the queue exactly once');
-    assert.deepEqual(other.filter(([id]) => copies.has(id)).map(([id, a]) => `${id} (answered ${a})`), [], 'nothing answered otherwise reached the queue');
-    assert.deepEqual(onQueue.filter((id) => !answers.has(id)), [], 'nothing on the queue that was not published');
+    const tally = new Tally();
+    for (const m of await rabbit.drain(target)) tally.record('queue', String(m.properties.messageId));
+    assert.deepEqual(accepted.filter((id) => tally.placesOf(id).queue !== 1), [], 'every 202 is on the queue exactly once');
+    assert.deepEqual(other.filter(([id]) => tally.placesOf(id).queue !== undefined).map(([id, a]) => `${id} (answered ${a})`), [], 'nothing answered otherwise reached the queue');
+    assert.deepEqual([...tally.ids('queue')].filter((id) => !answers.has(id)), [], 'nothing on the queue that was not published');
     assert.equal(other.length, PUBLISHERS, 'each publisher stopped at its first answer that was not a 202');
     // Unambiguous answers only: a reset of a request already sent could mean either.
     assert.deepEqual(other.filter(([, a]) => a !== '503' && !a.includes('ECONNREFUSED')), [], 'every other answer is a 503 or a refused connection');
