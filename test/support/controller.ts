@@ -43,7 +43,9 @@ export async function startController(args: string[], env: Record<string, string
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   let ended: number | string | undefined;
-  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve((ended = code ?? signal ?? -1))));
+  // 'close', not 'exit': at 'exit' the child's last output may not be read yet, and a controller that
+  // listens and ends at once (an ended rollout) was taken for one that exited before listening.
+  const exited = new Promise<number | string>((resolve) => child.on('close', (code, signal) => resolve((ended = code ?? signal ?? -1))));
   const logs = (): Record<string, unknown>[] => jsonLines(out);
   const port = await waitFor('the controller to listen', () => {
     if (ended !== undefined) throw new Error(`turnout rollout exited with ${ended}:\n${out}`);

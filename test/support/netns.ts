@@ -130,7 +130,7 @@ export function fetchFromNetns(ns: Netns, requests: NsRequest[]): Promise<NsResp
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('error', reject);
-    child.on('exit', (code) => {
+    child.on('close', (code) => {
       if (code !== 0) return reject(new Error(`requests from ${ns.name} failed (${code}): ${err.trim()}`));
       try {
         resolve(JSON.parse(out) as NsResponse[]);

@@ -35,7 +35,8 @@ export function runTurnout(args: string[], env: Record<string, string> = {}, tim
       child.kill('SIGKILL');
       reject(new Error(`turnout ${args.join(' ')} did not finish in ${timeoutMs} ms\n${stdout}\n${stderr}`));
     }, timeoutMs);
-    child.on('exit', (code) => {
+    // 'close', not 'exit': at 'exit' the last of stdout and stderr may not be read yet.
+    child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
@@ -62,7 +63,7 @@ export async function startTurnout(env: Record<string, string>, options: { waitR
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const exited = new Promise<number | string>((resolve) => child.on('close', (code, signal) => resolve(code ?? signal ?? -1)));
   let ended: number | string | undefined;
   void exited.then((c) => (ended = c));
   const logs = (): Record<string, unknown>[] => jsonLines(out);
