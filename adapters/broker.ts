@@ -171,6 +171,21 @@ export interface Sweep {
   close(): Promise<void>;
 }
 
+export interface PublishOptions {
+  /**
+   * Refuse at once, unsent (`unavailable`, never `unconfirmed`), while the
+   * broker has told this connection that it takes no publishes (RabbitMQ's
+   * connection.blocked during a memory or disk alarm), instead of sending
+   * and waiting for a confirm that comes only once the alarm clears. POST
+   * /v1/publish asks for it: its client hears 503 (not taken, safe to send
+   * again) at once rather than 504 (may be there) after the confirm timeout.
+   * Routing and dead-letter copies do not: the message they carry is the
+   * broker's until the copy is confirmed, so waiting is what they should do.
+   * An adapter whose broker has no such state ignores it.
+   */
+  failFast?: boolean;
+}
+
 export interface BrokerAdapter {
   /** memory | amqp | sqs | kafka — for logs. */
   readonly kind: string;
@@ -181,7 +196,7 @@ export interface BrokerAdapter {
   isUp(): boolean;
   consume(source: string, handler: Handler, options: ConsumeOptions): Promise<Subscription>;
   /** Resolves only after the broker confirmed the message; rejects with a BrokerError. */
-  publish(queue: string, message: Message): Promise<void>;
+  publish(queue: string, message: Message, options?: PublishOptions): Promise<void>;
   depth(queue: string): Promise<QueueDepth>;
   /** Depth, in-flight and deferred messages of a queue, apart (`turnout drained`); `group` is Kafka's. */
   backlog(queue: string, options: { group: string }): Promise<Backlog>;

@@ -3,7 +3,7 @@
 // and resolves only after the broker confirmed.
 
 import { randomUUID } from 'node:crypto';
-import type { BrokerAdapter, Message } from '../adapters/broker.ts';
+import type { BrokerAdapter, Message, PublishOptions } from '../adapters/broker.ts';
 import type { Config } from '../config/schema.ts';
 import { fromWire, headerValue, setHeader } from '../lib/headers.ts';
 import type { Color, Router } from './router.ts';
@@ -57,13 +57,20 @@ export function messageFromRequest(req: PublishRequest, config: Config): Message
   return message;
 }
 
+/**
+ * The app that sent the request is there to be told: while the broker blocks
+ * publishes (a RabbitMQ alarm) it hears 503 at once, not 504 after the
+ * confirm timeout (adapters/broker.ts, PublishOptions).
+ */
+const FAIL_FAST: PublishOptions = { failFast: true };
+
 export async function publish(
   req: PublishRequest,
   deps: { config: Config; broker: BrokerAdapter; router: Router },
 ): Promise<PublishResult> {
   const message = messageFromRequest(req, deps.config);
   if (req.queue !== undefined) {
-    await deps.broker.publish(req.queue, message);
+    await deps.broker.publish(req.queue, message, FAIL_FAST);
     return { id: message.id, queue: req.queue };
   }
   if (!deps.router.enabled) {
@@ -73,7 +80,7 @@ export async function publish(
   if (!decision) {
     throw new PublishRefused(400, 'the route target contains {source}, which has no value for a publish; publish to /v1/publish/{queue}');
   }
-  await deps.broker.publish(decision.target, message);
+  await deps.broker.publish(decision.target, message, FAIL_FAST);
   deps.router.routed(decision.color);
   return { id: message.id, queue: decision.target, color: decision.color };
 }

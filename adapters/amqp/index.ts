@@ -19,6 +19,7 @@ import {
   type ConsumeOptions,
   type Handler,
   type Message,
+  type PublishOptions,
   type Backlog,
   type QueueDepth,
   type Subscription,
@@ -54,7 +55,8 @@ export class AmqpBroker implements BrokerAdapter {
   private conn: ChannelModel | undefined;
   private publisher: Publisher | undefined;
   private closed = false;
-  private blocked = false;
+  /** RabbitMQ's reason while it blocks this connection's publishes (connection.blocked), until connection.unblocked. */
+  private blocked: string | undefined;
   private reconnectAttempt = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private readonly subs = new Set<AmqpSubscription>();
@@ -82,7 +84,7 @@ export class AmqpBroker implements BrokerAdapter {
   }
 
   isUp(): boolean {
-    return this.conn !== undefined && !this.closed && !this.blocked;
+    return this.conn !== undefined && !this.closed && this.blocked === undefined;
   }
 
   async consume(source: string, handler: Handler, options: ConsumeOptions): Promise<Subscription> {
@@ -101,9 +103,14 @@ export class AmqpBroker implements BrokerAdapter {
     return sub;
   }
 
-  async publish(queue: string, message: Message): Promise<void> {
+  async publish(queue: string, message: Message, options?: PublishOptions): Promise<void> {
     const p = this.publisher;
     if (!p || this.closed) throw new BrokerError('unavailable', `not connected to RabbitMQ; message ${message.id} to ${queue} not published`);
+    // RabbitMQ stops reading a blocked connection: a publish written now waits
+    // for the alarm to clear, or ends unconfirmed at the confirm timeout.
+    if (options?.failFast === true && this.blocked !== undefined) {
+      throw new BrokerError('unavailable', `RabbitMQ is blocking publishes on this connection (resource alarm: ${this.blocked}); message ${message.id} to ${queue} not sent`);
+    }
     await this.publishes.run(() => p.publish(queue, message));
   }
 
@@ -207,11 +214,13 @@ export class AmqpBroker implements BrokerAdapter {
     conn.on('error', (err: Error) => this.log.warn({ err }, 'RabbitMQ connection error'));
     conn.on('close', (err?: Error) => this.onConnectionClosed(conn, err));
     conn.on('blocked', (reason: string) => {
-      this.blocked = true;
-      this.log.warn({ reason }, 'RabbitMQ blocked the connection (resource alarm); publishes wait');
+      if (conn !== this.conn) return;
+      this.blocked = reason === '' ? 'no reason given' : reason;
+      this.log.warn({ reason }, 'RabbitMQ blocked the connection (resource alarm); routed and dead-letter copies wait, POST /v1/publish answers 503');
     });
     conn.on('unblocked', () => {
-      this.blocked = false;
+      if (conn !== this.conn) return;
+      this.blocked = undefined;
       this.log.info('RabbitMQ unblocked the connection');
     });
     if (this.closed) {
@@ -219,7 +228,7 @@ export class AmqpBroker implements BrokerAdapter {
       throw new BrokerError('unavailable', 'the RabbitMQ adapter is closed');
     }
     this.conn = conn;
-    this.blocked = false;
+    this.blocked = undefined;
     this.publisher = new Publisher(conn, { logger: this.log, limits: this.limits, confirmTimeoutMs: this.options.confirmTimeoutMs ?? 30_000 });
     this.log.info({ url: redact(this.url) }, 'connected to RabbitMQ');
   }

@@ -36,6 +36,12 @@ _turnout_rabbit_setup() {
     _turnout_rabbit_sudo rabbitmqctl start_app >/dev/null 2>&1 || true
     _turnout_rabbit_sudo rabbitmqctl await_startup >/dev/null 2>&1 || true
   fi
+  # A memory alarm left by an interrupted alarm test (test/integration/amqp/rabbitmqctl.ts
+  # withMemoryAlarm sets the watermark near zero; it lasts until the node restarts).
+  if _turnout_rabbit_port_open && _turnout_rabbit_sudo rabbitmqctl eval 'rabbit_alarm:get_alarms().' 2>/dev/null | grep -q memory; then
+    echo "turnout: RabbitMQ has a memory alarm; setting the watermark back to 0.4" >&2
+    _turnout_rabbit_sudo rabbitmqctl set_vm_memory_high_watermark 0.4 >/dev/null 2>&1 || true
+  fi
   # The management API gives the broker-wide unacked count for /v1/queues/{queue}; the tests check it.
   if _turnout_rabbit_port_open && ! grep -qs rabbitmq_management /etc/rabbitmq/enabled_plugins; then
     echo "turnout: enabling RabbitMQ's management plugin" >&2

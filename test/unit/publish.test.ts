@@ -1,9 +1,13 @@
-// Building a message from a publish request (POST /v1/publish): header text.
+// Building a message from a publish request (POST /v1/publish): header text;
+// and what publish() asks of the broker.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { Message, PublishOptions } from '../../adapters/broker.ts';
+import { MemoryBroker } from '../../adapters/memory/index.ts';
 import { loadConfig } from '../../config/load.ts';
-import { messageFromRequest } from '../../src/publish.ts';
+import { messageFromRequest, publish } from '../../src/publish.ts';
+import { Router } from '../../src/router.ts';
 
 const config = loadConfig({}, {}).config;
 // Node hands request header values over one byte per character (Latin-1).
@@ -35,4 +39,24 @@ test('a header sent twice, one line Latin-1 and one UTF-8: each line is decoded 
   }, config);
   assert.equal(m.headers['x-note'], 'ÿþ, émoji 🎉');
   assert.equal(m.id, 'id-1');
+});
+
+test('publish() asks the broker to fail fast (503 at once while RabbitMQ blocks publishes), to a named queue and to a routed one', async () => {
+  // The adapter does the refusing (test/integration/amqp/publish-blocked.test.ts): here, that the request path asks for it.
+  class Recording extends MemoryBroker {
+    readonly asked: (PublishOptions | undefined)[] = [];
+    override publish(queue: string, message: Message, options?: PublishOptions): Promise<void> {
+      this.asked.push(options);
+      return super.publish(queue, message);
+    }
+  }
+  const broker = new Recording({ queues: ['named', 'blue-q'] });
+  await broker.connect();
+  const router = new Router({ targets: { blue: 'blue-q', green: undefined }, routeKey: config.routeKey, weight: 0 });
+  await publish({ payload: Buffer.from('{}'), headers: {}, queue: 'named' }, { config, broker, router });
+  const routed = await publish({ payload: Buffer.from('{}'), headers: {} }, { config, broker, router });
+  assert.equal(routed.queue, 'blue-q');
+  assert.deepEqual(broker.asked, [{ failFast: true }, { failFast: true }]);
+  assert.equal(broker.held(), 2);
+  await broker.close();
 });

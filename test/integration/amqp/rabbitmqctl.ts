@@ -40,3 +40,28 @@ export async function restartRabbit(downMs: number, whileDown?: () => Promise<vo
     await waitFor('RabbitMQ to accept connections', () => rabbitmqctl('status').then(() => true), 60_000, 500);
   }
 }
+
+/** Resource alarms in effect on the node, as rabbit_alarm lists them (e.g. `[]`, or one naming `memory`). */
+export async function alarms(): Promise<string> {
+  return (await rabbitmqctl('eval', 'rabbit_alarm:get_alarms().')).trim();
+}
+
+/**
+ * Runs `fn` while RabbitMQ's memory alarm is in effect: the watermark set
+ * far below what the node uses, so RabbitMQ blocks every connection that
+ * publishes. Restores the watermark it found afterwards, whatever `fn` did.
+ * Hold rabbitExclusive around it: the alarm is the whole node's.
+ */
+export async function withMemoryAlarm<T>(fn: () => Promise<T>): Promise<T> {
+  const before = (await rabbitmqctl('eval', 'vm_memory_monitor:get_vm_memory_high_watermark().')).trim();
+  // A fraction ("0.4") goes back as it is; anything else (an absolute limit) as the default fraction.
+  const restore = /^0?\.\d+$|^1(\.0+)?$/.test(before) ? before : '0.4';
+  await rabbitmqctl('set_vm_memory_high_watermark', '0.00001');
+  try {
+    await waitFor('the memory alarm in effect', async () => (await alarms()).includes('memory'), 30_000, 100);
+    return await fn();
+  } finally {
+    await rabbitmqctl('set_vm_memory_high_watermark', restore);
+    await waitFor('the memory alarm cleared', async () => !(await alarms()).includes('memory'), 30_000, 100);
+  }
+}
