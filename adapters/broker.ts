@@ -186,6 +186,14 @@ export interface PublishOptions {
   failFast?: boolean;
 }
 
+/** Payload bytes an adapter holds fetched ahead of processing, for one source and one of its topics. */
+export interface BufferedBytes {
+  source: string;
+  /** The source's own topic, or the deferral topic turnout keeps for it. */
+  topic: string;
+  bytes: number;
+}
+
 export interface BrokerAdapter {
   /** memory | amqp | sqs | kafka — for logs. */
   readonly kind: string;
@@ -204,6 +212,13 @@ export interface BrokerAdapter {
   sweep(queue: string, options: SweepOptions): Promise<Sweep>;
   /** Stop consuming and disconnect. Unsettled messages go back to the broker. */
   close(): Promise<void>;
+  /**
+   * What the adapter holds fetched and not yet finished, read at scrape time
+   * (turnout_kafka_buffered_bytes). Only Kafka has it: there turnout fetches
+   * ahead, within its buffer bounds; RabbitMQ and SQS hand over no more than
+   * the prefetch, which is in flight already.
+   */
+  buffered?(): BufferedBytes[];
 }
 
 export type BrokerErrorCode =

@@ -3,6 +3,7 @@
 // gives one per pipeline, tests their own). No global registry.
 
 import { Counter, Gauge, type Registry } from 'prom-client';
+import type { BufferedBytes } from '../adapters/broker.ts';
 import { TalliedHistogram } from './histogram.ts';
 import { collectProcessMetrics, type ProcessMetrics } from './process-metrics.ts';
 
@@ -20,12 +21,15 @@ export const METRIC_NAMES = [
   'turnout_broker_up',
   'turnout_draining',
   'turnout_translators_reload_failures_total',
+  'turnout_kafka_buffered_bytes',
 ] as const;
 
 export interface Probes {
   brokerUp: () => boolean;
   /** Messages being processed now; read at scrape time rather than counted per message. */
   inflight: () => number;
+  /** What the broker adapter holds fetched ahead (Kafka); absent or empty: no series. */
+  buffered?: () => BufferedBytes[];
 }
 
 export class Metrics {
@@ -42,6 +46,7 @@ export class Metrics {
   readonly brokerUp: Gauge;
   readonly draining: Gauge;
   readonly reloadFailures: Counter;
+  readonly kafkaBuffered: Gauge<'source' | 'topic'>;
   readonly registry: Registry;
   /** prom-client's default process and Node.js metrics, GC counted by process-metrics.ts; undefined when left out. */
   private readonly process: ProcessMetrics | undefined;
@@ -108,6 +113,17 @@ export class Metrics {
     });
     this.draining = new Gauge({ name: 'turnout_draining', help: '1 while shutting down (no new messages taken).', registers });
     this.reloadFailures = new Counter({ name: 'turnout_translators_reload_failures_total', help: 'Translator file reloads that failed (the previous set stays active).', registers });
+    this.kafkaBuffered = new Gauge({
+      name: 'turnout_kafka_buffered_bytes',
+      help: 'Payload bytes of Kafka records fetched and not yet finished, by source and topic (the source topic or its deferral topic). A source topic\'s partitions pause fetching together at 16 MiB.',
+      labelNames: ['source', 'topic'],
+      registers,
+      collect() {
+        // Read whole at each scrape: a subscription's topics come and go with it.
+        this.reset();
+        for (const b of probes.buffered?.() ?? []) this.set({ source: b.source, topic: b.topic }, b.bytes);
+      },
+    });
     this.process = options.defaultMetrics ?? true ? collectProcessMetrics(registry) : undefined;
   }
 

@@ -90,7 +90,7 @@ export class Turnout {
     this.logger = logger;
     this.broker = broker;
     this.translators = translators;
-    this.metrics = new Metrics(options.registry ?? new Registry(), { brokerUp: () => this.broker.isUp(), inflight: () => this.pipeline.inflight }, { defaultMetrics: options.defaultMetrics ?? true });
+    this.metrics = new Metrics(options.registry ?? new Registry(), { brokerUp: () => this.broker.isUp(), inflight: () => this.pipeline.inflight, buffered: () => this.broker.buffered?.() ?? [] }, { defaultMetrics: options.defaultMetrics ?? true });
     this.router = new Router({
       targets: { blue: config.blue, green: config.green },
       routeKey: config.routeKey,

@@ -16,6 +16,7 @@ import {
   BrokerError,
   type AdapterContext,
   type BrokerAdapter,
+  type BufferedBytes,
   type ConsumeOptions,
   type Handler,
   type Message,
@@ -267,6 +268,19 @@ export class KafkaBroker implements BrokerAdapter {
     } catch (err) {
       throw classify(err, `lag of ${topic} for group ${group}`);
     }
+  }
+
+  buffered(): BufferedBytes[] {
+    const out = new Map<string, BufferedBytes>();
+    for (const sub of this.allSubs) {
+      for (const [topic, bytes] of sub.bufferedByTopic()) {
+        const key = `${sub.source}\u0000${topic}`;
+        const had = out.get(key);
+        if (had) had.bytes += bytes;
+        else out.set(key, { source: sub.source, topic, bytes });
+      }
+    }
+    return [...out.values()];
   }
 
   async close(): Promise<void> {

@@ -116,9 +116,16 @@ export class KafkaSubscription implements Subscription {
     return this.active;
   }
 
-  /** Payload bytes fetched from the source and not yet finished (diagnostics, tests). */
+  /** Payload bytes fetched from the source and not yet finished: what the shared bound counts (tests). */
   get buffered(): number {
     return this.budget.total;
+  }
+
+  /** Payload bytes fetched and not yet finished, by topic: the source's and the deferral topic's (0 when none). */
+  bufferedByTopic(): Map<string, number> {
+    const out = new Map<string, number>([[this.source, 0], [this.deferTopic, 0]]);
+    for (const p of this.parts.values()) out.set(p.topic, (out.get(p.topic) ?? 0) + p.bufferedBytes);
+    return out;
   }
 
   /** False after the consumer crashed, until it has joined the group again. */
