@@ -903,14 +903,15 @@ const OWN_IMPLEMENTATIONS = new Map<Native, (args: unknown[]) => unknown>([
   [native('merge'), (args) => {
     const arg = args[0];
     if (arg === undefined) return undefined;
-    const result: Record<string, unknown> = {};
+    let result: Record<string, unknown> | undefined;
     // The validator (<a<o>:o>) hands over an array; forEach on anything else throws as jsonata's would.
     (arg as unknown[]).forEach((obj) => {
       if (typeof obj !== 'object' || obj === null) return;
       const o = obj as Record<string, unknown>;
-      for (const prop of Object.keys(o)) setOwn(result, prop, o[prop]);
+      if (result === undefined) result = { ...o };
+      else for (const prop of Object.keys(o)) setOwn(result, prop, o[prop]);
     });
-    return result;
+    return result ?? {};
   }],
 ]);
 
