@@ -1,9 +1,14 @@
 // The RabbitMQ adapter (AMQP 0-9-1 with amqplib).
 //
-// One connection; one confirm channel for every publish; one channel per
-// consumed source (manual acks, prefetch). Sources are only checked, never
-// declared: turnout declares only what it owns, the per-source delay queue
-// used for deferrals. A lost connection is re-opened with backoff and every
+// Two connections: one consumes (a channel per consumed source, manual acks,
+// prefetch; queue checks and declarations), one publishes (one confirm
+// channel for every publish). RabbitMQ stops reading a connection that
+// publishes during a memory or disk alarm, acks included: on one connection
+// a single dead-letter copy or POST /v1/publish would stop the sidecar's
+// consuming until the alarm clears, when draining queues is what ends it.
+// Sources are only checked, never declared: turnout declares only what it
+// owns, the per-source delay queue used for deferrals. The two are opened and
+// lost together: either one lost, both are re-opened with backoff and every
 // subscription resumes; what was unacked meanwhile is redelivered by RabbitMQ.
 
 import { hostname } from 'node:os';
@@ -52,10 +57,13 @@ export class AmqpBroker implements BrokerAdapter {
   private readonly log: Logger;
   private readonly management: ManagementClient;
   private readonly limits: BrokerLimits = {};
+  /** The consuming connection: subscriptions, their acks, queue checks and declarations. */
   private conn: ChannelModel | undefined;
+  /** The publishing connection, under the publisher. */
+  private pubConn: ChannelModel | undefined;
   private publisher: Publisher | undefined;
   private closed = false;
-  /** RabbitMQ's reason while it blocks this connection's publishes (connection.blocked), until connection.unblocked. */
+  /** RabbitMQ's reason while it blocks the publishing connection (connection.blocked), until connection.unblocked. */
   private blocked: string | undefined;
   private reconnectAttempt = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
@@ -108,6 +116,7 @@ export class AmqpBroker implements BrokerAdapter {
     if (!p || this.closed) throw new BrokerError('unavailable', `not connected to RabbitMQ; message ${message.id} to ${queue} not published`);
     // RabbitMQ stops reading a blocked connection: a publish written now waits
     // for the alarm to clear, or ends unconfirmed at the confirm timeout.
+    // (Only the publishing one: consuming and acking go on meanwhile.)
     if (options?.failFast === true && this.blocked !== undefined) {
       throw new BrokerError('unavailable', `RabbitMQ is blocking publishes on this connection (resource alarm: ${this.blocked}); message ${message.id} to ${queue} not sent`);
     }
@@ -183,63 +192,90 @@ export class AmqpBroker implements BrokerAdapter {
       this.log.warn({ publishes: this.publishes.size, waitedMs: PUBLISH_FINISH_WAIT_MS }, 'closing with publishes still awaiting their confirm; they fail, and may have reached RabbitMQ');
     }
     const conn = this.conn;
+    const pubConn = this.pubConn;
     this.conn = undefined;
+    this.pubConn = undefined;
     this.publisher = undefined;
     // Acks go before the connection's end (see SubscriptionDeps.closing); a broker that does not answer costs at most this.
     if (conn) await this.channelCloses.finish(CHANNEL_CLOSE_WAIT_MS);
-    // Closing the connection hands every unacked message back to RabbitMQ.
-    if (conn) {
-      const closing = conn.close().catch((err: unknown) => this.log.debug({ err }, 'closing the connection failed'));
-      // amqplib waits for RabbitMQ's close-ok without a deadline: a broker that does not answer would hold the shutdown.
-      if (!(await settledWithin([closing], CONNECTION_CLOSE_WAIT_MS))) {
-        this.log.warn({ waitedMs: CONNECTION_CLOSE_WAIT_MS }, 'RabbitMQ did not answer the connection close; dropping the connection (RabbitMQ requeues its unacked messages when it sees it gone)');
-        // No public way to end it: the socket under amqplib's connection (ChannelModel.connection.stream).
-        (conn as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.();
-      }
+    // Closing the consuming connection hands every unacked message back to RabbitMQ.
+    await Promise.all([conn, pubConn].map((c) => (c ? this.closeConnection(c) : undefined)));
+  }
+
+  private async closeConnection(conn: ChannelModel): Promise<void> {
+    const closing = conn.close().catch((err: unknown) => this.log.debug({ err }, 'closing the connection failed'));
+    // amqplib waits for RabbitMQ's close-ok without a deadline: a broker that does not answer would hold the shutdown.
+    if (!(await settledWithin([closing], CONNECTION_CLOSE_WAIT_MS))) {
+      this.log.warn({ waitedMs: CONNECTION_CLOSE_WAIT_MS }, 'RabbitMQ did not answer the connection close; dropping the connection (RabbitMQ requeues its unacked messages when it sees it gone)');
+      dropSocket(conn);
     }
   }
 
   private async open(): Promise<void> {
-    let conn: ChannelModel;
+    const name = this.options.connectionName ?? `turnout ${hostname()}`;
+    const conn = await this.connectOne(name);
+    let pubConn: ChannelModel;
     try {
-      conn = await amqp.connect(this.url, {
+      pubConn = await this.connectOne(`${name} (publish)`);
+    } catch (err) {
+      await conn.close().catch(() => {});
+      throw err;
+    }
+    for (const c of [conn, pubConn]) {
+      c.on('error', (err: Error) => this.log.warn({ err }, 'RabbitMQ connection error'));
+      c.on('close', (err?: Error) => this.onConnectionClosed(c, err));
+    }
+    // The consuming connection never publishes, so RabbitMQ never blocks it.
+    pubConn.on('blocked', (reason: string) => {
+      if (pubConn !== this.pubConn) return;
+      this.blocked = reason === '' ? 'no reason given' : reason;
+      this.log.warn({ reason }, 'RabbitMQ blocked the publishing connection (resource alarm); consuming goes on, routed and dead-letter copies wait, POST /v1/publish answers 503');
+    });
+    pubConn.on('unblocked', () => {
+      if (pubConn !== this.pubConn) return;
+      this.blocked = undefined;
+      this.log.info('RabbitMQ unblocked the publishing connection');
+    });
+    if (this.closed) {
+      await Promise.all([conn.close().catch(() => {}), pubConn.close().catch(() => {})]);
+      throw new BrokerError('unavailable', 'the RabbitMQ adapter is closed');
+    }
+    this.conn = conn;
+    this.pubConn = pubConn;
+    this.blocked = undefined;
+    this.publisher = new Publisher(pubConn, { logger: this.log, limits: this.limits, confirmTimeoutMs: this.options.confirmTimeoutMs ?? 30_000 });
+    this.log.info({ url: redact(this.url) }, 'connected to RabbitMQ (a consuming and a publishing connection)');
+  }
+
+  private async connectOne(name: string): Promise<ChannelModel> {
+    try {
+      return await amqp.connect(this.url, {
         timeout: 10_000,
         // A publish is three small frames and an ack one; Nagle's algorithm would hold them back waiting for the broker's TCP ack.
         noDelay: true,
-        clientProperties: { connection_name: this.options.connectionName ?? `turnout ${hostname()}` },
+        clientProperties: { connection_name: name },
       });
     } catch (err) {
       throw classify(err, `connecting to ${redact(this.url)}`);
     }
-    conn.on('error', (err: Error) => this.log.warn({ err }, 'RabbitMQ connection error'));
-    conn.on('close', (err?: Error) => this.onConnectionClosed(conn, err));
-    conn.on('blocked', (reason: string) => {
-      if (conn !== this.conn) return;
-      this.blocked = reason === '' ? 'no reason given' : reason;
-      this.log.warn({ reason }, 'RabbitMQ blocked the connection (resource alarm); routed and dead-letter copies wait, POST /v1/publish answers 503');
-    });
-    conn.on('unblocked', () => {
-      if (conn !== this.conn) return;
-      this.blocked = undefined;
-      this.log.info('RabbitMQ unblocked the connection');
-    });
-    if (this.closed) {
-      await conn.close().catch(() => {});
-      throw new BrokerError('unavailable', 'the RabbitMQ adapter is closed');
-    }
-    this.conn = conn;
-    this.blocked = undefined;
-    this.publisher = new Publisher(conn, { logger: this.log, limits: this.limits, confirmTimeoutMs: this.options.confirmTimeoutMs ?? 30_000 });
-    this.log.info({ url: redact(this.url) }, 'connected to RabbitMQ');
   }
 
+  /** Either connection lost: both go, and are re-opened together. */
   private onConnectionClosed(conn: ChannelModel, err: Error | undefined): void {
-    if (conn !== this.conn) return;
+    if (conn !== this.conn && conn !== this.pubConn) return;
+    const other = conn === this.conn ? this.pubConn : this.conn;
+    const which = conn === this.conn ? 'consuming' : 'publishing';
     this.conn = undefined;
+    this.pubConn = undefined;
     this.publisher = undefined;
     for (const sub of this.subs) sub.detach();
+    if (other) {
+      // Its close event then finds it no longer current. A broker that does not answer the close: drop it.
+      const closing = other.close().catch(() => {});
+      void settledWithin([closing], CONNECTION_CLOSE_WAIT_MS).then((done) => done || dropSocket(other));
+    }
     if (this.closed) return;
-    this.log.warn({ err }, 'lost the RabbitMQ connection; unacked messages return to their queues; reconnecting');
+    this.log.warn({ err, connection: which }, `lost the RabbitMQ connection (the ${which} one); closing the other; unacked messages return to their queues; reconnecting`);
     this.scheduleReconnect();
   }
 
@@ -354,3 +390,8 @@ export class AmqpBroker implements BrokerAdapter {
 const CHANNEL_CLOSE_WAIT_MS = 5_000;
 /** How long close() waits for RabbitMQ to answer the connection close before it drops the socket. */
 const CONNECTION_CLOSE_WAIT_MS = 5_000;
+
+/** Ends a connection whose close RabbitMQ does not answer. No public way: the socket under amqplib's connection (ChannelModel.connection.stream). */
+function dropSocket(conn: ChannelModel): void {
+  (conn as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.();
+}

@@ -239,8 +239,10 @@ describe('amqp adapter on RabbitMQ', () => {
     assert.equal(a.isUp(), true, 'a failed passive check does not hurt the connection');
   });
 
-  test('a dropped connection: not up, publish unavailable, then reconnected; consuming resumes and nothing is lost', async () => {
+  // The adapter's two connections are lost together: either one dropped, both are opened again.
+  for (const which of ['consuming', 'publishing'] as const) test(`a dropped ${which} connection: not up, publish unavailable, then reconnected; consuming resumes and nothing is lost`, async () => {
     const name = `turnout-test-drop-${randomUUID()}`;
+    const dropped = which === 'consuming' ? name : `${name} (publish)`;
     const b = await open({ connectionName: name, reconnectMinMs: 100, reconnectMaxMs: 1000 });
     const q = await rabbit.queue('quorum');
     const tally = new Tally();
@@ -266,7 +268,7 @@ describe('amqp adapter on RabbitMQ', () => {
     }, 5);
     try {
       await waitFor('some consumed', () => tally.count('consumed') >= 20);
-      assert.equal(await closeConnectionsNamed(name), 1);
+      assert.equal(await closeConnectionsNamed(dropped), 1);
       await waitFor('noticed', () => sawDown, 5000, 5);
       await assert.rejects(b.publish(q, msg()), (err: unknown) => err instanceof BrokerError && err.code === 'unavailable');
       await waitFor('reconnected', () => b.isUp(), 15_000);
