@@ -202,6 +202,13 @@ export interface BrokerAdapter {
   connect(): Promise<void>;
   /** Connected now (drives /readyz and turnout_broker_up). */
   isUp(): boolean;
+  /**
+   * Why isUp() is false while the adapter is connected all the same
+   * (RabbitMQ blocking its publishing connection for a resource alarm: queue
+   * checks and consuming still work); undefined when it is up or not
+   * connected. /readyz gives it as its reason.
+   */
+  downReason?(): string | undefined;
   consume(source: string, handler: Handler, options: ConsumeOptions): Promise<Subscription>;
   /** Resolves only after the broker confirmed the message; rejects with a BrokerError. */
   publish(queue: string, message: Message, options?: PublishOptions): Promise<void>;

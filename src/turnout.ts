@@ -287,7 +287,7 @@ export class Turnout {
 
   readiness(): { ready: boolean; reason?: string } {
     if (this.draining) return { ready: false, reason: 'draining' };
-    if (!this.broker.isUp()) return { ready: false, reason: 'broker not connected' };
+    if (!this.broker.isUp()) return { ready: false, reason: this.broker.downReason?.() ?? 'broker not connected' };
     if (this.waitingForApp) return { ready: false, reason: 'waiting for the app' };
     if (!this.consuming) return { ready: false, reason: 'starting' };
     return { ready: true };

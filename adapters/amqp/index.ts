@@ -95,6 +95,11 @@ export class AmqpBroker implements BrokerAdapter {
     return this.conn !== undefined && !this.closed && this.blocked === undefined;
   }
 
+  downReason(): string | undefined {
+    if (this.conn === undefined || this.closed || this.blocked === undefined) return undefined;
+    return `RabbitMQ is blocking publishes (resource alarm: ${this.blocked})`;
+  }
+
   async consume(source: string, handler: Handler, options: ConsumeOptions): Promise<Subscription> {
     const conn = this.conn;
     if (!conn || this.closed) throw new BrokerError('unavailable', `not connected to RabbitMQ; cannot consume ${source}`);

@@ -170,7 +170,8 @@ export class StatusReport {
       const names = template.includes('{source}') ? sources.map((s) => expandTarget(template, s)) : [template];
       for (const queue of names) if (!seen.has(queue)) (seen.add(queue), wanted.push({ queue, as }));
     }
-    if (!broker.isUp()) return wanted.map((w) => ({ ...w, depth: null, inflight: null, deferred: null, error: 'broker not connected' }));
+    // Connected but not up (RabbitMQ blocking publishes): queue checks still answer, and this is when they matter.
+    if (!broker.isUp() && broker.downReason?.() === undefined) return wanted.map((w) => ({ ...w, depth: null, inflight: null, deferred: null, error: 'broker not connected' }));
     return Promise.all(wanted.map(async (w): Promise<QueueStatus> => {
       try {
         if (w.as === 'source') {

@@ -69,6 +69,7 @@ describe('amqp: publishing through a sidecar while RabbitMQ blocks publishers', 
         return { status: res.status, retryAfter: res.headers.get('retry-after'), error: String(body.error) };
       };
       const readyz = async (): Promise<number> => (await fetch(`${t.baseUrl}/readyz`)).status;
+      const readyReason = async (): Promise<string> => String(((await (await fetch(`${t.baseUrl}/readyz`)).json()) as { reason?: string }).reason);
 
       assert.equal((await post('before')).status, 202);
       const refused: Answer[] = [];
@@ -77,6 +78,10 @@ describe('amqp: publishing through a sidecar while RabbitMQ blocks publishers', 
         const meeting = post('met-the-alarm');
         await waitFor('turnout to hear connection.blocked', () => t.logs().some((l) => String(l.msg).startsWith('RabbitMQ blocked the publishing connection')), 30_000, 50);
         assert.equal(await readyz(), 503, 'not ready while blocked');
+        assert.equal(await readyReason(), 'RabbitMQ is blocking publishes (resource alarm: low on memory)');
+        const status = (await (await fetch(`${t.baseUrl}/v1/status`)).json()) as { queues: { queue: string; depth: number | null; error?: string }[] };
+        const sourceRow = status.queues.find((q) => q.queue === source);
+        assert.equal(typeof sourceRow?.depth, 'number', `the status page has the source's depth during the alarm: ${JSON.stringify(sourceRow)}`);
         for (let i = 0; i < REFUSED; i++) refused.push(await post(`refused-${i}`));
         const delivered = a.deliveries.length;
         assert.ok(delivered < SOURCE_MESSAGES - DURING_ALARM, `the source is still being consumed (${delivered} of ${SOURCE_MESSAGES} delivered)`);
