@@ -27,7 +27,14 @@ test('rebalance while messages are in flight: every message delivered, work spli
   const src = await cluster.newTopic(4, 'rebal');
   await cluster.createTopic(`${src}.dlq`, 1);
   const concurrency = 4;
-  const app = await startApp(() => ({ status: 200, delayMs: 60 }));
+  // Held while B starts: A then certainly has messages in flight (on a loaded machine A could finish
+  // the whole stream during B's start-up, and "in flight when B joined" was a race).
+  let hold: Promise<void> | undefined;
+  let release = (): void => {};
+  const app = await startApp(async () => {
+    if (hold) await hold;
+    return { status: 200, delayMs: 60 };
+  });
   const env = { ...kafkaEnv(cluster), TURNOUT_SOURCE: src, TURNOUT_APP_URL: app.url, TURNOUT_DLQ: '{source}.dlq', TURNOUT_CONCURRENCY: String(concurrency) };
 
   const total = 240;
@@ -40,7 +47,9 @@ test('rebalance while messages are in flight: every message delivered, work spli
   let b: TurnoutProcess | undefined;
   try {
     await waitFor('a first share delivered by A', () => app.accepted.size >= 20, 30_000, 10);
-    b = await startTurnout(env);
+    hold = new Promise<void>((r) => (release = r));
+    await waitFor('deliveries of A held in the app', () => app.active() > 0, 10_000, 10);
+    b = await startTurnout(env).finally(() => release());
     const inFlightAtJoin = app.active();
     assert.ok(inFlightAtJoin > 0, 'A had messages in flight when B joined');
     await waitFor('B took partitions and delivered', async () => (await delivered(b!, src)) > 0, 30_000, 100);
