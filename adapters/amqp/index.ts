@@ -212,7 +212,8 @@ export class AmqpBroker implements BrokerAdapter {
     // amqplib waits for RabbitMQ's close-ok without a deadline: a broker that does not answer would hold the shutdown.
     if (!(await settledWithin([closing], CONNECTION_CLOSE_WAIT_MS))) {
       this.log.warn({ waitedMs: CONNECTION_CLOSE_WAIT_MS }, 'RabbitMQ did not answer the connection close; dropping the connection (RabbitMQ requeues its unacked messages when it sees it gone)');
-      dropSocket(conn);
+      // No public way to end it: the socket under amqplib's connection (ChannelModel.connection.stream).
+      (conn as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.();
     }
   }
 
@@ -274,11 +275,8 @@ export class AmqpBroker implements BrokerAdapter {
     this.pubConn = undefined;
     this.publisher = undefined;
     for (const sub of this.subs) sub.detach();
-    if (other) {
-      // Its close event then finds it no longer current. A broker that does not answer the close: drop it.
-      const closing = other.close().catch(() => {});
-      void settledWithin([closing], CONNECTION_CLOSE_WAIT_MS).then((done) => done || dropSocket(other));
-    }
+    // Its close event then finds it no longer current.
+    if (other) void this.closeConnection(other);
     if (this.closed) return;
     this.log.warn({ err, connection: which }, `lost the RabbitMQ connection (the ${which} one); closing the other; unacked messages return to their queues; reconnecting`);
     this.scheduleReconnect();
@@ -395,8 +393,3 @@ export class AmqpBroker implements BrokerAdapter {
 const CHANNEL_CLOSE_WAIT_MS = 5_000;
 /** How long close() waits for RabbitMQ to answer the connection close before it drops the socket. */
 const CONNECTION_CLOSE_WAIT_MS = 5_000;
-
-/** Ends a connection whose close RabbitMQ does not answer. No public way: the socket under amqplib's connection (ChannelModel.connection.stream). */
-function dropSocket(conn: ChannelModel): void {
-  (conn as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.();
-}
